@@ -1,0 +1,19 @@
+// Package embedded runs a nats-server with JetStream inside the current
+// process, so the event bus works on a fresh machine with no broker to
+// install.
+//
+// The server listens on a loopback address only ("localhost", 127.0.0.0/8 or
+// ::1): it serves this process and local tools such as the nats CLI, never
+// the network. Pointing clients at a real NATS cluster is how a deployment
+// scales out; this package is the single-node default.
+//
+// Storage: by default streams may use the file store under Config.StoreDir,
+// and a server started again with the same StoreDir recovers every stream
+// and message stored there. With Config.MemoryOnly the server has no file
+// store at all: only streams with memory storage can be created, a stream
+// asking for file storage is refused, and nothing is written to disk.
+//
+// Start validates the configuration, starts the server and waits until it
+// accepts clients; Shutdown stops it and waits until it is down. Connect
+// returns a client connection that skips the network when it can.
+package embedded

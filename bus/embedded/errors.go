@@ -1,0 +1,36 @@
+package embedded
+
+import (
+	"errors"
+	"strconv"
+)
+
+// Errors returned by Start, matched with errors.Is. Configuration errors wrap
+// bus.ErrInvalidConfig and name the offending field.
+var (
+	// ErrPortInUse: another process already listens on the configured port.
+	// Stop that process, or set Config.Port to a free port (-1 picks one).
+	// The underlying listen error stays in the chain.
+	ErrPortInUse = errors.New("port in use")
+
+	// ErrStart: the server did not come up (it reported a fatal error, or
+	// the context ended before it was ready). Nothing is left running.
+	ErrStart = errors.New("embedded nats-server did not start")
+
+	// ErrShutdown: the server is shut down; it cannot hand out connections.
+	ErrShutdown = errors.New("embedded nats-server is shut down")
+)
+
+// portInUseError reports a taken port: its message says which port, and it
+// matches both ErrPortInUse and the listen error that revealed it.
+type portInUseError struct {
+	port int
+	err  error
+}
+
+func (e *portInUseError) Error() string {
+	return "port " + strconv.Itoa(e.port) + " is in use: " + e.err.Error() +
+		" (stop the process listening there, or choose another port; -1 picks a free one)"
+}
+
+func (e *portInUseError) Unwrap() []error { return []error{ErrPortInUse, e.err} }

@@ -1,0 +1,267 @@
+package embedded_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wfeventbus/eventbus/bus"
+	"github.com/wfeventbus/eventbus/bus/embedded"
+)
+
+// hangGuard bounds each test's waits; tests never assert timing.
+const hangGuard = 30 * time.Second
+
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func start(t *testing.T, cfg embedded.Config) *embedded.Server {
+	t.Helper()
+	srv, err := embedded.Start(testContext(t), cfg)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return srv
+}
+
+func jetStream(t *testing.T, nc *nats.Conn) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func TestStartAndShutdown(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	srv, err := embedded.Start(ctx, embedded.Config{StoreDir: t.TempDir(), Port: embedded.RandomPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.Port() <= 0 {
+		t.Fatalf("Port() = %d, want the port it listens on", srv.Port())
+	}
+	if want := "nats://127.0.0.1:" + strconv.Itoa(srv.Port()); srv.ClientURL() != want {
+		t.Fatalf("ClientURL() = %q, want %q", srv.ClientURL(), want)
+	}
+
+	// JetStream answers over both the in-process and the TCP connection.
+	inProc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inProc.Close()
+	tcp, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	for name, nc := range map[string]*nats.Conn{"in-process": inProc, "tcp": tcp} {
+		if _, err := jetStream(t, nc).AccountInfo(ctx); err != nil {
+			t.Fatalf("%s: AccountInfo: %v", name, err)
+		}
+	}
+
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+	if _, err := srv.Connect(); !errors.Is(err, embedded.ErrShutdown) {
+		t.Fatalf("Connect after Shutdown = %v, want ErrShutdown", err)
+	}
+	if _, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port()))); err == nil {
+		t.Fatal("the port still accepts connections after Shutdown")
+	}
+}
+
+func TestStartRejectsNonLoopbackHost(t *testing.T) {
+	t.Parallel()
+	for _, host := range []string{"0.0.0.0", "::", "192.168.1.10", "nats.example.com"} {
+		_, err := embedded.Start(testContext(t), embedded.Config{StoreDir: t.TempDir(), Host: host, Port: embedded.RandomPort})
+		if !errors.Is(err, bus.ErrInvalidConfig) {
+			t.Errorf("Start(host %q) = %v, want bus.ErrInvalidConfig", host, err)
+		}
+	}
+}
+
+func TestStartPortInUse(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+
+	_, err = embedded.Start(testContext(t), embedded.Config{StoreDir: t.TempDir(), Port: port})
+	if !errors.Is(err, embedded.ErrPortInUse) {
+		t.Fatalf("Start on a taken port = %v, want ErrPortInUse", err)
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("Start on a taken port = %v, want the listen error in the chain", err)
+	}
+}
+
+func TestStartTwiceOnOnePort(t *testing.T) {
+	t.Parallel()
+	first := start(t, embedded.Config{StoreDir: t.TempDir(), Port: embedded.RandomPort})
+	_, err := embedded.Start(testContext(t), embedded.Config{StoreDir: t.TempDir(), Port: first.Port()})
+	if !errors.Is(err, embedded.ErrPortInUse) {
+		t.Fatalf("second server on port %d: %v, want ErrPortInUse", first.Port(), err)
+	}
+}
+
+func TestStartCanceledContext(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := embedded.Start(ctx, embedded.Config{StoreDir: t.TempDir(), Port: embedded.RandomPort})
+	if !errors.Is(err, embedded.ErrStart) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Start with a canceled context = %v, want ErrStart and context.Canceled", err)
+	}
+}
+
+func TestRestartKeepsMessages(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	dir := t.TempDir()
+	cfg := embedded.Config{StoreDir: dir, Port: embedded.RandomPort, SyncAlways: true}
+
+	srv, err := embedded.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := jetStream(t, nc)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "KEEP", Subjects: []string{"keep.>"}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	payloads := []string{"one", "two", "three"}
+	for _, p := range payloads {
+		if _, err := js.Publish(ctx, "keep."+p, []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc.Close()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Same directory and port: the stream and its messages come back.
+	cfg.Port = srv.Port()
+	again := start(t, cfg)
+	if again.Port() != srv.Port() {
+		t.Fatalf("restarted on port %d, want %d", again.Port(), srv.Port())
+	}
+	nc2, err := nats.Connect(again.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	js2 := jetStream(t, nc2)
+	stream, err := js2.Stream(ctx, "KEEP")
+	if err != nil {
+		t.Fatalf("stream lost across restart: %v", err)
+	}
+	if n := stream.CachedInfo().State.Msgs; n != uint64(len(payloads)) {
+		t.Fatalf("stream holds %d messages after restart, want %d", n, len(payloads))
+	}
+	for i, p := range payloads {
+		msg, err := stream.GetMsg(ctx, uint64(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(msg.Data) != p || msg.Subject != "keep."+p {
+			t.Fatalf("message %d = %q on %q, want %q on %q", i+1, msg.Data, msg.Subject, p, "keep."+p)
+		}
+	}
+}
+
+func TestMemoryOnly(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	storeDir := filepath.Join(t.TempDir(), "never-created")
+	srv := start(t, embedded.Config{StoreDir: storeDir, Port: embedded.RandomPort, MemoryOnly: true})
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js := jetStream(t, nc)
+
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "DISK", Subjects: []string{"disk.>"}, Storage: jetstream.FileStorage}); err == nil {
+		t.Fatal("a memory-only server created a file stream")
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "MEM", Subjects: []string{"mem.>"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatalf("memory stream: %v", err)
+	}
+	if _, err := js.Publish(ctx, "mem.a", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(storeDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("memory-only server touched StoreDir: %v", err)
+	}
+}
+
+// recordingHandler keeps every record it is given.
+type recordingHandler struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = append(h.records, r)
+	return nil
+}
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler      { return h }
+
+func (h *recordingHandler) levels() map[slog.Level]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := map[slog.Level]int{}
+	for _, r := range h.records {
+		n[r.Level]++
+	}
+	return n
+}
+
+func TestLoggerReceivesServerLogs(t *testing.T) {
+	t.Parallel()
+	h := &recordingHandler{}
+	start(t, embedded.Config{StoreDir: t.TempDir(), Port: embedded.RandomPort, Logger: slog.New(h)})
+	levels := h.levels()
+	if levels[slog.LevelInfo] == 0 || levels[slog.LevelDebug] == 0 {
+		t.Fatalf("records by level = %v, want info and debug records from the server", levels)
+	}
+}

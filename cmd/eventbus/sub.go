@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+)
+
+// subOptions are the flags of the sub command.
+type subOptions struct {
+	conn    connFlags
+	count   int
+	stream  string
+	durable string
+	deliver string
+}
+
+// jetStreamMode reports whether messages come from a stream rather than a
+// plain subscription.
+func (o *subOptions) jetStreamMode() bool { return o.stream != "" || o.durable != "" }
+
+// newSubCmd builds `eventbus sub SUBJECT`.
+func newSubCmd(d deps) *cobra.Command {
+	o := &subOptions{}
+	cmd := &cobra.Command{
+		Use:   "sub SUBJECT",
+		Short: "Print the messages published on SUBJECT",
+		Long: "sub prints one line per message on SUBJECT (wildcards allowed): the subject,\n" +
+			"the headers in brackets, then the payload (quoted when it is not one line of\n" +
+			"text). It runs until interrupted or until --count messages have arrived.\n\n" +
+			"By default it subscribes to the subject directly and sees only messages\n" +
+			"published from now on. With --stream it reads the stream's stored messages\n" +
+			"instead, from where --deliver says, each line starting with the stream\n" +
+			"sequence. With --durable it reads through that durable consumer, creating it\n" +
+			"when missing, and acks every message it prints, so the next run resumes\n" +
+			"where this one stopped.",
+		Example: "  eventbus sub 'orders.>'\n" +
+			"  eventbus sub orders.created --stream ORDERS --count 10\n" +
+			"  eventbus sub orders.created --durable audit",
+		Args: withUsageErrors(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.count < 0 {
+				return usageError(cmd, fmt.Errorf("--count must not be negative, not %d", o.count))
+			}
+			if cmd.Flags().Changed("deliver") && !o.jetStreamMode() {
+				return usageError(cmd, errors.New("--deliver needs --stream or --durable"))
+			}
+			if _, err := deliverPolicy(o.deliver); err != nil {
+				return usageError(cmd, err)
+			}
+			if err := o.conn.validate(); err != nil {
+				return usageError(cmd, err)
+			}
+			return runSub(cmd.Context(), d, o, args[0])
+		},
+	}
+	f := cmd.Flags()
+	o.conn.register(f)
+	f.IntVar(&o.count, "count", 0, "stop after this many messages (0: run until interrupted)")
+	f.StringVar(&o.stream, "stream", "", "read the messages stored in this stream")
+	f.StringVar(&o.durable, "durable", "", "read through this durable consumer and ack each message (stream found from SUBJECT unless --stream)")
+	f.StringVar(&o.deliver, "deliver", "all", "with --stream or --durable, where to start: all, new or last")
+	return cmd
+}
+
+// runSub prints messages on subject until ctx ends or o.count have arrived.
+// An interrupt is the normal way to stop, so it is not an error.
+func runSub(ctx context.Context, d deps, o *subOptions, subject string) error {
+	nc, err := o.conn.connect(ctx, d.lookupEnv)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if o.jetStreamMode() {
+		err = subStream(ctx, d, o, nc, subject)
+	} else {
+		err = subCore(ctx, d, o, nc, subject)
+	}
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return nil
+	}
+	return err
+}
+
+// subCore prints messages from a plain subscription.
+func subCore(ctx context.Context, d deps, o *subOptions, nc *nats.Conn, subject string) error {
+	sub, err := nc.SubscribeSync(subject)
+	if err != nil {
+		return fmt.Errorf("subscribe to %s: %w", subject, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	// Once the server has the subscription, every later publish reaches it.
+	flushCtx, cancel := context.WithTimeout(ctx, connectTimeout)
+	err = nc.FlushWithContext(flushCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("subscribe to %s: %w", subject, err)
+	}
+	fmt.Fprintf(d.stderr, "listening on %s\n", subject)
+	for n := 0; o.count == 0 || n < o.count; n++ {
+		msg, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(d.stdout, formatMessage(msg.Subject, 0, msg.Header, msg.Data))
+	}
+	return nil
+}
+
+// subStream prints messages read from a stream, through an ordered consumer
+// or, with --durable, a durable one whose deliveries are acked.
+func subStream(ctx context.Context, d deps, o *subOptions, nc *nats.Conn, subject string) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	name := o.stream
+	if name == "" {
+		name, err = js.StreamNameBySubject(ctx, subject)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("%w %q: pass --stream or declare a stream whose subjects match it", errNoStream, subject)
+		}
+		if err != nil {
+			return fmt.Errorf("find the stream of %s: %w", subject, jetStreamError(err))
+		}
+	}
+	stream, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("%w: %q", errStreamNotFound, name)
+	}
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", name, jetStreamError(err))
+	}
+	policy, err := deliverPolicy(o.deliver)
+	if err != nil {
+		return err
+	}
+	var cons jetstream.Consumer
+	if o.durable == "" {
+		cons, err = stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{subject},
+			DeliverPolicy:  policy,
+		})
+	} else {
+		cons, err = stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:       o.durable,
+			FilterSubject: subject,
+			DeliverPolicy: policy,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("consumer on stream %s: %w", name, err)
+	}
+	fmt.Fprintf(d.stderr, "reading %s from stream %s\n", subject, name)
+	return printMessages(ctx, d, o, cons, name, o.durable != "")
+}
+
+// printMessages prints messages from cons until ctx ends or o.count have
+// been printed, acking each after printing when ack is set.
+func printMessages(ctx context.Context, d deps, o *subOptions, cons jetstream.Consumer, name string, ack bool) error {
+	var opts []jetstream.PullMessagesOpt
+	if ack {
+		// Fetch one at a time: a message fetched but never printed waits
+		// out the ack wait before another run can have it.
+		opts = append(opts, jetstream.PullMaxMessages(1))
+	}
+	iter, err := cons.Messages(opts...)
+	if err != nil {
+		return fmt.Errorf("consume from stream %s: %w", name, err)
+	}
+	if ack {
+		defer releaseUnprinted(ctx, iter)
+	} else {
+		defer iter.Stop()
+	}
+	for n := 0; o.count == 0 || n < o.count; n++ {
+		msg, err := iter.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return err
+		}
+		var seq uint64
+		if meta, err := msg.Metadata(); err == nil {
+			seq = meta.Sequence.Stream
+		}
+		fmt.Fprintln(d.stdout, formatMessage(msg.Subject(), seq, msg.Headers(), msg.Data()))
+		if ack {
+			// Wait for the server to record the ack, so that a run ending
+			// right after the last message leaves nothing to redeliver.
+			if err := msg.DoubleAck(ctx); err != nil {
+				return fmt.Errorf("ack stream %s seq %d: %w", name, seq, err)
+			}
+		}
+	}
+	return nil
+}
+
+// releaseUnprinted stops iter and naks the messages it fetched but did not
+// hand out, so the stream redelivers them at once instead of after the ack
+// wait.
+func releaseUnprinted(ctx context.Context, iter jetstream.MessagesContext) {
+	iter.Drain()
+	// Draining happens after ctx may have ended; it gets its own bound.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), connectTimeout)
+	defer cancel()
+	for {
+		msg, err := iter.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return
+		}
+		_ = msg.Nak()
+	}
+}
+
+// deliverPolicy maps the --deliver flag to where a consumer starts.
+func deliverPolicy(s string) (jetstream.DeliverPolicy, error) {
+	switch s {
+	case "all":
+		return jetstream.DeliverAllPolicy, nil
+	case "new":
+		return jetstream.DeliverNewPolicy, nil
+	case "last":
+		return jetstream.DeliverLastPolicy, nil
+	default:
+		return 0, fmt.Errorf("--deliver must be all, new or last, not %q", s)
+	}
+}
+
+// formatMessage renders a message as one line: "#SEQ " when seq is not 0,
+// the subject, the headers as "[key: value; ...]" sorted by key when there
+// are any, then the payload, quoted unless it is one line of printable text.
+func formatMessage(subject string, seq uint64, header nats.Header, data []byte) string {
+	var b strings.Builder
+	if seq != 0 {
+		b.WriteString("#")
+		b.WriteString(strconv.FormatUint(seq, 10))
+		b.WriteString(" ")
+	}
+	b.WriteString(subject)
+	if len(header) > 0 {
+		keys := make([]string, 0, len(header))
+		for k := range header {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b.WriteString(" [")
+		first := true
+		for _, k := range keys {
+			for _, v := range header[k] {
+				if !first {
+					b.WriteString("; ")
+				}
+				first = false
+				b.WriteString(k)
+				b.WriteString(": ")
+				b.WriteString(v)
+			}
+		}
+		b.WriteString("]")
+	}
+	b.WriteString(" ")
+	b.WriteString(payloadText(data))
+	return b.String()
+}
+
+// payloadText returns data as it is when it is non-empty, valid UTF-8 and
+// made of graphic characters and tabs only (no newlines or other controls); otherwise as a Go-quoted
+// string, so one message is always one line.
+func payloadText(data []byte) string {
+	if len(data) == 0 || !utf8.Valid(data) {
+		return strconv.Quote(string(data))
+	}
+	for _, r := range string(data) {
+		if r != '\t' && !unicode.IsGraphic(r) {
+			return strconv.Quote(string(data))
+		}
+	}
+	return string(data)
+}
