@@ -110,6 +110,6 @@ type ConsumerInfo struct {
 	// NumPending counts messages not yet delivered.
 	NumPending uint64
 	// NumAckPending counts delivered messages not yet acked.
-	NumAckPending int
+	NumAckPending  int
 	NumRedelivered int
 }
