@@ -15,7 +15,7 @@ build:
 generate:
 	$(BUF) lint
 	$(BUF) generate
-	@if [ -d cmd/workflow-plugin-eventbus ]; then go run ./cmd/workflow-plugin-eventbus manifest -dir .; fi
+	@if [ -d cmd/workflow-plugin-eventbus ]; then go run -ldflags '$(LDFLAGS)' ./cmd/workflow-plugin-eventbus manifest -dir .; fi
 
 ## check-generated: fail when generated files differ from what is committed
 check-generated: generate

@@ -1,9 +1,35 @@
 // Package bustest is the conformance suite every bus backend runs from its
 // own tests: one Run call with a Harness that says how to make a fresh bus
 // and what the backend promises.
+//
+// A backend's test file runs it like this:
+//
+//	func TestConformance(t *testing.T) {
+//		bustest.Run(t, bustest.Harness{
+//			Features: bustest.Features{Dedup: true, NakDelay: true},
+//			Storage:  bus.StorageFile,
+//			New:      newTestEnv, // a fresh bus on its own broker
+//		})
+//	}
+//
+// The cases cover publishing (headers, batches, dedup, expected sequences,
+// limits), pull delivery and every settlement by message and by token (ack,
+// nak with and without delay, term, in-progress, max deliveries), ack token
+// checking, per-subject order, subscriptions under concurrency and their
+// Stop, a broker restart under load, Close, and stream and consumer
+// management with its errors.
+//
+// Every case is a parallel subtest with its own Env and its own uniquely
+// named streams, whose subjects no other case uses, so cases never see each
+// other's messages. Cases assert counts and outcomes, never speed; their
+// timeouts only keep a broken backend from hanging the run. A case that
+// needs a promise the backend does not make is skipped and says which.
 package bustest
 
 import (
+	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/wfeventbus/eventbus/bus"
@@ -21,9 +47,12 @@ type Features struct {
 	InProgress bool
 	// MaxDeliver: a consumer's MaxDeliver bounds redeliveries.
 	MaxDeliver bool
-	// OrderPerSubject: messages of one subject are delivered in publish order.
+	// OrderPerSubject: messages of one subject are delivered in publish
+	// order, and a subscription with OrderedBySubject handles them one at a
+	// time in that order.
 	OrderPerSubject bool
-	// Restart: Env.Restart is set and no acknowledged publish is lost across it.
+	// Restart: Env.Restart is set and no acknowledged publish is lost across
+	// it. The restart case also needs Harness.Storage to be bus.StorageFile.
 	Restart bool
 }
 
@@ -47,5 +76,103 @@ type Harness struct {
 // Run runs every case of the suite against h, each as a parallel subtest.
 func Run(t *testing.T, h Harness) {
 	t.Helper()
-	_ = h
+	if h.New == nil {
+		t.Fatal("bustest: Harness.New is nil")
+	}
+	s := &suite{h: h}
+	for _, c := range cases() {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			if c.skip != nil {
+				if reason := c.skip(h); reason != "" {
+					t.Skip(reason)
+				}
+			}
+			c.run(t, s)
+		})
+	}
+}
+
+// testCase is one case of the suite.
+type testCase struct {
+	name string
+	// skip returns why the case does not apply to a harness, or "".
+	skip func(Harness) string
+	run  func(t *testing.T, s *suite)
+}
+
+// cases lists the suite in the order Run starts it.
+func cases() []testCase {
+	return []testCase{
+		{name: "RoundTrip", run: testRoundTrip},
+		{name: "AckStopsRedelivery", run: testAckStopsRedelivery},
+		{name: "NakRedelivers", run: testNakRedelivers},
+		{name: "NakDelay", skip: requires("NakDelay", func(f Features) bool { return f.NakDelay }), run: testNakDelay},
+		{name: "TermStopsRedelivery", run: testTermStopsRedelivery},
+		{name: "InProgressExtendsDeadline", skip: requires("InProgress", func(f Features) bool { return f.InProgress }), run: testInProgress},
+		{name: "MaxDeliver", skip: requires("MaxDeliver", func(f Features) bool { return f.MaxDeliver }), run: testMaxDeliver},
+		{name: "Dedup", skip: requires("Dedup", func(f Features) bool { return f.Dedup }), run: testDedup},
+		{name: "PublishBatch", run: testPublishBatch},
+		{name: "ExpectedLastSequence", run: testExpectedLastSequence},
+		{name: "OrderPerSubject", skip: requires("OrderPerSubject", func(f Features) bool { return f.OrderPerSubject }), run: testOrderPerSubject},
+		{name: "ConcurrentPublishersAndSubscribers", run: testConcurrent},
+		{name: "RestartMidStream", skip: restartable, run: testRestart},
+		{name: "Tokens", run: testTokens},
+		{name: "SubscriptionStop", run: testSubscriptionStop},
+		{name: "Close", run: testClose},
+		{name: "Management", run: testManagement},
+	}
+}
+
+// requires returns a skip function for a case that needs the promise named
+// feature, which promised reads from Features.
+func requires(feature string, promised func(Features) bool) func(Harness) string {
+	return func(h Harness) string {
+		if promised(h.Features) {
+			return ""
+		}
+		return fmt.Sprintf("backend does not promise Features.%s", feature)
+	}
+}
+
+// restartable is the skip function of the restart case: it needs the
+// promise and streams that outlive the broker process.
+func restartable(h Harness) string {
+	if !h.Features.Restart {
+		return "backend does not promise Features.Restart"
+	}
+	if h.Storage != bus.StorageFile {
+		return "streams use memory storage, which does not survive a broker restart"
+	}
+	return ""
+}
+
+// suite is the state one Run shares between its cases.
+type suite struct {
+	h Harness
+	// seq numbers the streams the cases create.
+	seq atomic.Uint64
+}
+
+// uniqueName returns a stream name built from the running test's name and
+// the suite's counter: unique within the Run, and across Runs in one binary
+// because test names are.
+func (s *suite) uniqueName(t *testing.T) string {
+	return streamName(t.Name(), s.seq.Add(1))
+}
+
+// streamName turns a test name into a name valid for a stream, a consumer
+// and a subject token: ASCII letters and digits, everything else '_'.
+func streamName(testName string, n uint64) string {
+	var b strings.Builder
+	for _, r := range testName {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	fmt.Fprintf(&b, "_%d", n)
+	return b.String()
 }

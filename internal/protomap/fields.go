@@ -9,25 +9,25 @@ import (
 type Field struct {
 	// Name is the field's proto name, such as "max_age"; JSONName, such as
 	// "maxAge", is accepted as a key too.
-	Name     string
-	JSONName string
+	Name     string `json:"name"`
+	JSONName string `json:"json_name"`
 	// Type is what a value of the field (one element of a repeated or map
 	// field) is written as: a scalar kind ("string", "int32", "bool",
 	// "double", ...), "enum", "duration", "timestamp", "value" (any JSON
 	// value), "struct" (a map), "list" (google.protobuf.ListValue) or
 	// "message". A wrapper message reports the kind it wraps.
-	Type string
+	Type string `json:"type"`
 	// Repeated is set for a repeated field, which takes a list.
-	Repeated bool
+	Repeated bool `json:"repeated,omitempty"`
 	// MapKey is the kind of the keys of a map field, "" for other fields.
-	MapKey string
+	MapKey string `json:"map_key,omitempty"`
 	// Enum lists the accepted short names, in lower case, of an enum.
-	Enum []string
+	Enum []string `json:"enum,omitempty"`
 	// Message is the full name of the message type of a "message" field.
-	Message string
+	Message string `json:"message,omitempty"`
 	// Fields describes the fields of a "message" field; nil where the
 	// type contains itself, which is described once, higher up.
-	Fields []Field
+	Fields []Field `json:"fields,omitempty"`
 }
 
 // Fields describes the fields of md in declaration order, nested messages

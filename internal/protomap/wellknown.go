@@ -127,7 +127,15 @@ func adopt(target protoreflect.Message, built proto.Message) protoreflect.Value 
 	if reflect.TypeOf(target.Interface()) == reflect.TypeOf(built) {
 		return protoreflect.ValueOfMessage(built.ProtoReflect())
 	}
-	proto.Merge(target.Interface(), built)
+	// target may be a dynamic message (from a descriptor set) whose
+	// descriptor is not built's; the wire form carries the value across.
+	b, err := proto.Marshal(built)
+	if err == nil {
+		err = proto.Unmarshal(b, target.Interface())
+	}
+	if err != nil {
+		panic(fmt.Sprintf("protomap: %s cannot hold a %s: %v", target.Descriptor().FullName(), built.ProtoReflect().Descriptor().FullName(), err))
+	}
 	return protoreflect.ValueOfMessage(target)
 }
 

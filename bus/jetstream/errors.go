@@ -1,0 +1,76 @@
+package jetstream
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wfeventbus/eventbus/bus"
+)
+
+// This package adds no sentinel errors of its own: every failure a caller
+// can react to is one of bus's (bus.ErrNotFound, bus.ErrInvalidConfig,
+// bus.ErrInvalidToken, bus.ErrStaleToken, bus.ErrPayloadTooLarge,
+// bus.ErrNotConnected, bus.ErrNoStream, bus.ErrWrongLastSequence,
+// bus.ErrClosed), wrapped around the nats.go error that caused it.
+
+// mapError translates a nats.go error into the bus sentinel it means,
+// keeping the original in the chain. Errors with no bus meaning come back
+// unchanged.
+func mapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var sentinel error
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound),
+		errors.Is(err, jetstream.ErrConsumerNotFound),
+		errors.Is(err, jetstream.ErrConsumerDoesNotExist):
+		sentinel = bus.ErrNotFound
+	case errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum),
+		errors.Is(err, nats.ErrMaxPayload):
+		sentinel = bus.ErrPayloadTooLarge
+	case errors.Is(err, jetstream.ErrNoStreamResponse):
+		sentinel = bus.ErrNoStream
+	case hasErrorCode(err, jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant):
+		sentinel = bus.ErrWrongLastSequence
+	case errors.Is(err, nats.ErrConnectionClosed),
+		errors.Is(err, nats.ErrConnectionReconnecting),
+		errors.Is(err, nats.ErrDisconnected),
+		errors.Is(err, nats.ErrConnectionDraining),
+		errors.Is(err, nats.ErrNoServers),
+		errors.Is(err, jetstream.ErrConnectionClosed):
+		sentinel = bus.ErrNotConnected
+	default:
+		return err
+	}
+	if errors.Is(err, sentinel) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", sentinel, err)
+}
+
+// hasErrorCode reports whether err carries a JetStream API error with one
+// of codes.
+func hasErrorCode(err error, codes ...jetstream.ErrorCode) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	for _, c := range codes {
+		if apiErr.ErrorCode == c {
+			return true
+		}
+	}
+	return false
+}
+
+// isBadRequest reports whether the server refused a request as malformed
+// (API status 400), which for a stream or consumer definition means the
+// configuration was rejected.
+func isBadRequest(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code == 400
+}

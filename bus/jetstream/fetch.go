@@ -1,0 +1,113 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wfeventbus/eventbus/bus"
+)
+
+// DefaultFetchMaxWait is how long Fetch waits when FetchOptions.MaxWait is 0.
+const DefaultFetchMaxWait = 5 * time.Second
+
+// minFetchWait is the shortest pull the server is asked for; a context with
+// less time left than that fails with its own error instead.
+const minFetchWait = 10 * time.Millisecond
+
+// fetchOptions checks opts and fills in the defaults.
+func fetchOptions(opts bus.FetchOptions) (batch int, wait time.Duration, err error) {
+	batch, wait = opts.Batch, opts.MaxWait
+	switch {
+	case batch == 0:
+		batch = 1
+	case batch < 0 || batch > bus.MaxFetchBatch:
+		return 0, 0, configError("batch", "%d is not between 1 and %d", batch, bus.MaxFetchBatch)
+	}
+	switch {
+	case wait == 0:
+		wait = DefaultFetchMaxWait
+	case wait < 0:
+		return 0, 0, configError("max_wait", "%s is negative", wait)
+	}
+	return batch, wait, nil
+}
+
+// Fetch pulls up to opts.Batch messages from the durable consumer, waiting
+// at most opts.MaxWait (and no longer than ctx allows). Nothing arriving in
+// time is an empty slice, not an error. A consumer that does not exist is
+// bus.ErrNotFound.
+func (b *Bus) Fetch(ctx context.Context, stream, consumer string, opts bus.FetchOptions) ([]*bus.Message, error) {
+	if err := checkName("stream_name", stream); err != nil {
+		return nil, err
+	}
+	if err := checkName("consumer", consumer); err != nil {
+		return nil, err
+	}
+	batch, wait, err := fetchOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.ready(); err != nil {
+		return nil, err
+	}
+	h, err := b.consumer(ctx, stream, consumer)
+	if err != nil {
+		return nil, err
+	}
+	// The server ends the pull a little before ctx does, so that messages
+	// it sends are not lost to a canceled wait.
+	if deadline, ok := ctx.Deadline(); ok {
+		if left := time.Until(deadline) * 9 / 10; left < wait {
+			wait = left
+		}
+	}
+	if wait < minFetchWait {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return nil, context.DeadlineExceeded
+	}
+
+	res, err := h.c.Fetch(batch, jetstream.FetchMaxWait(wait))
+	if err != nil {
+		return nil, fmt.Errorf("fetch from %q on stream %q: %w", consumer, stream, mapError(err))
+	}
+	out := make([]*bus.Message, 0, min(batch, 64))
+	msgs := res.Messages()
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return b.fetchResult(out, res.Error(), stream, consumer)
+			}
+			d, err := b.newDelivery(m, h)
+			if err != nil {
+				b.log.Warn("dropping a message without JetStream metadata", "stream", stream, "consumer", consumer, "error", err)
+				continue
+			}
+			out = append(out, &d.msg)
+		case <-ctx.Done():
+			// Messages received so far are redelivered after their ack wait.
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// fetchResult returns what a finished pull produced. An error that came
+// after some messages is left for the next pull to report.
+func (b *Bus) fetchResult(out []*bus.Message, err error, stream, consumer string) ([]*bus.Message, error) {
+	if err == nil || len(out) > 0 {
+		return out, nil
+	}
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+		// Nobody serves the pull: the consumer (or its stream) is gone.
+		b.forgetConsumers(stream, consumer)
+		return nil, fmt.Errorf("fetch from %q on stream %q: %w: %w", consumer, stream, bus.ErrNotFound, err)
+	}
+	return nil, fmt.Errorf("fetch from %q on stream %q: %w", consumer, stream, mapError(err))
+}

@@ -1,0 +1,112 @@
+package jetstream_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wfeventbus/eventbus/bus"
+	"github.com/wfeventbus/eventbus/bus/embedded"
+	"github.com/wfeventbus/eventbus/bus/jetstream"
+)
+
+// hangGuard bounds waits so that a broken bus fails a test instead of
+// hanging it; no test asserts how long anything takes.
+const hangGuard = 30 * time.Second
+
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// env is a bus on its own embedded server, connected over TCP.
+type env struct {
+	srv *embedded.Server
+	nc  *nats.Conn
+	bus *jetstream.Bus
+	// raw reads what the server holds, independently of the bus.
+	raw natsjs.JetStream
+}
+
+func newEnv(t *testing.T, opts ...jetstream.Option) *env {
+	t.Helper()
+	return newEnvWith(t, embedded.Config{StoreDir: t.TempDir(), Port: embedded.RandomPort}, opts...)
+}
+
+func newEnvWith(t *testing.T, cfg embedded.Config, opts ...jetstream.Option) *env {
+	t.Helper()
+	ctx := testContext(t)
+	srv, err := embedded.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	nc, err := jetstream.Connect(ctx, jetstream.ConnectConfig{URLs: []string{srv.ClientURL()}, Name: t.Name()},
+		nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	b, err := jetstream.New(nc, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	raw, err := natsjs.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{srv: srv, nc: nc, bus: b, raw: raw}
+}
+
+// stream creates a stream capturing name.> and returns name.
+func (e *env) stream(t *testing.T, name string, cfg bus.StreamConfig) string {
+	t.Helper()
+	cfg.Name = name
+	if cfg.Subjects == nil {
+		cfg.Subjects = []string{name + ".>"}
+	}
+	if _, err := e.bus.EnsureStream(testContext(t), cfg); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// consumer creates a durable consumer on stream.
+func (e *env) consumer(t *testing.T, stream, name string, cfg bus.ConsumerConfig) string {
+	t.Helper()
+	cfg.Stream, cfg.Durable = stream, name
+	if _, err := e.bus.EnsureConsumer(testContext(t), cfg); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func (e *env) publish(t *testing.T, subject, payload string) bus.PublishAck {
+	t.Helper()
+	ack, err := e.bus.Publish(testContext(t), bus.OutgoingMessage{Subject: subject, Payload: []byte(payload)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack
+}
+
+// fetchN fetches until n messages arrived.
+func (e *env) fetchN(t *testing.T, stream, consumer string, n int) []*bus.Message {
+	t.Helper()
+	ctx := testContext(t)
+	var out []*bus.Message
+	for len(out) < n {
+		msgs, err := e.bus.Fetch(ctx, stream, consumer, bus.FetchOptions{Batch: n - len(out), MaxWait: time.Second})
+		if err != nil {
+			t.Fatalf("Fetch after %d of %d messages: %v", len(out), n, err)
+		}
+		out = append(out, msgs...)
+	}
+	return out
+}

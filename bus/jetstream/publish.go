@@ -1,0 +1,148 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wfeventbus/eventbus/bus"
+)
+
+// Publish stores msg and waits for the stream's ack. A subject no stream
+// captures is bus.ErrNoStream; a message larger than the stream or server
+// allows is bus.ErrPayloadTooLarge; a failed ExpectedLastSequence is
+// bus.ErrWrongLastSequence.
+func (b *Bus) Publish(ctx context.Context, msg bus.OutgoingMessage) (bus.PublishAck, error) {
+	m, err := natsMsg(&msg)
+	if err != nil {
+		return bus.PublishAck{}, err
+	}
+	if err := b.ready(); err != nil {
+		return bus.PublishAck{}, err
+	}
+	ack, err := b.js.PublishMsg(ctx, m)
+	if err != nil {
+		return bus.PublishAck{}, fmt.Errorf("publish to %q: %w", msg.Subject, mapError(err))
+	}
+	return bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// PublishBatch sends every message without waiting, then waits once for all
+// acks. Each message's outcome is in its result; the returned error is for
+// the call as a whole: the Bus not being ready, or ctx ending before every
+// ack arrived (the results of the messages still unanswered then carry
+// ctx's error; they may still be stored).
+func (b *Bus) PublishBatch(ctx context.Context, msgs []bus.OutgoingMessage) ([]bus.PublishResult, error) {
+	if err := b.ready(); err != nil {
+		return nil, err
+	}
+	results := make([]bus.PublishResult, len(msgs))
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	for i := range msgs {
+		m, err := natsMsg(&msgs[i])
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		f, err := b.publishAsync(ctx, m)
+		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				for j := i; j < len(msgs); j++ {
+					results[j].Err = ctxErr
+				}
+				break
+			}
+			results[i].Err = fmt.Errorf("publish to %q: %w", msgs[i].Subject, mapError(err))
+			continue
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			results[i].Ack = bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
+		case err := <-f.Err():
+			results[i].Err = fmt.Errorf("publish to %q: %w", msgs[i].Subject, mapError(err))
+		case <-ctx.Done():
+			settleRemaining(ctx.Err(), futures[i:], results[i:], msgs[i:])
+			return results, ctx.Err()
+		}
+	}
+	return results, nil
+}
+
+// publishAsync sends m, waiting for room while the publisher has its
+// maximum of unanswered messages.
+func (b *Bus) publishAsync(ctx context.Context, m *nats.Msg) (jetstream.PubAckFuture, error) {
+	for {
+		f, err := b.js.PublishMsgAsync(m)
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return f, err
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// settleRemaining fills in the results of futures that ctx cut short,
+// keeping the outcome of those already answered.
+func settleRemaining(ctxErr error, futures []jetstream.PubAckFuture, results []bus.PublishResult, msgs []bus.OutgoingMessage) {
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			results[i].Ack = bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
+		case err := <-f.Err():
+			results[i].Err = fmt.Errorf("publish to %q: %w", msgs[i].Subject, mapError(err))
+		default:
+			results[i].Err = ctxErr
+		}
+	}
+}
+
+// natsMsg builds the NATS message for msg. The caller's headers are shared,
+// not copied, unless the message needs headers of its own.
+func natsMsg(msg *bus.OutgoingMessage) (*nats.Msg, error) {
+	if problem := subjectProblem(msg.Subject, false); problem != "" {
+		return nil, configError("subject", "%q %s", msg.Subject, problem)
+	}
+	m := &nats.Msg{Subject: msg.Subject, Data: msg.Payload}
+	extra := 0
+	for _, set := range [...]bool{msg.MsgID != "", msg.ExpectedLastSequence != 0, msg.ExpectedStream != "", msg.CorrelationID != ""} {
+		if set {
+			extra++
+		}
+	}
+	if extra == 0 {
+		m.Header = nats.Header(msg.Headers)
+		return m, nil
+	}
+	h := make(nats.Header, len(msg.Headers)+extra)
+	for k, v := range msg.Headers {
+		h[k] = v
+	}
+	if msg.MsgID != "" {
+		h[jetstream.MsgIDHeader] = []string{msg.MsgID}
+	}
+	if msg.ExpectedLastSequence != 0 {
+		h[jetstream.ExpectedLastSeqHeader] = []string{strconv.FormatUint(msg.ExpectedLastSequence, 10)}
+	}
+	if msg.ExpectedStream != "" {
+		h[jetstream.ExpectedStreamHeader] = []string{msg.ExpectedStream}
+	}
+	if msg.CorrelationID != "" {
+		h[bus.CorrelationIDHeader] = []string{msg.CorrelationID}
+	}
+	m.Header = h
+	return m, nil
+}

@@ -1,0 +1,300 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wfeventbus/eventbus/bus"
+)
+
+const (
+	// trackSlack is how long past its ack wait a delivery stays settleable:
+	// the server's ack wait started before the message reached this
+	// process, so this covers the trip and the server's redelivery timer,
+	// without accepting tokens long after the message went elsewhere.
+	trackSlack = 500 * time.Millisecond
+	// pruneEvery is how often adding a delivery also drops expired ones, so
+	// unsettled deliveries do not pile up.
+	pruneEvery = time.Second
+)
+
+// deliveryKey identifies a message of a consumer; a redelivery has the same
+// key and replaces the earlier delivery.
+type deliveryKey struct {
+	stream   string
+	consumer string
+	seq      uint64
+}
+
+// delivery is one delivery handed out by the Bus: the bus.Message given to
+// the caller, the jetstream.Msg that settles it, and its place in the
+// tracker. It is the Message's Acknowledger.
+type delivery struct {
+	msg     bus.Message
+	js      jetstream.Msg
+	b       *Bus
+	key     deliveryKey
+	reply   string
+	ackWait time.Duration
+	ackNone bool
+	// expires is when the delivery stops being settleable, as an offset
+	// from the tracker's base time; guarded by tracker.mu.
+	expires time.Duration
+}
+
+// tracker holds the deliveries that can still be settled.
+type tracker struct {
+	mu        sync.Mutex
+	m         map[deliveryKey]*delivery
+	base      time.Time
+	nextPrune time.Duration
+}
+
+func newTracker() tracker {
+	return tracker{m: make(map[deliveryKey]*delivery), base: time.Now()}
+}
+
+// now is the monotonic time since base.
+func (t *tracker) now() time.Duration { return time.Since(t.base) }
+
+// add starts tracking d, replacing an earlier delivery of the same message.
+func (t *tracker) add(d *delivery) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if now >= t.nextPrune {
+		for k, old := range t.m {
+			if now > old.expires {
+				delete(t.m, k)
+			}
+		}
+		t.nextPrune = now + pruneEvery
+	}
+	d.expires = now + d.ackWait + trackSlack
+	t.m[d.key] = d
+}
+
+// errStale is the reason every stale token gives.
+var errStale = fmt.Errorf("%w: the delivery was already settled, redelivered, or its ack wait has passed", bus.ErrStaleToken)
+
+// lookup returns the tracked delivery of key if it is the one with reply,
+// dropping it when it has expired. With take it also stops tracking it (the
+// caller settles it); otherwise it extends its expiry by an ack wait.
+func (t *tracker) lookup(key deliveryKey, reply string, take bool) (*delivery, error) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d := t.m[key]
+	if d == nil || d.reply != reply {
+		return nil, errStale
+	}
+	if now > d.expires {
+		delete(t.m, key)
+		return nil, errStale
+	}
+	if take {
+		delete(t.m, key)
+	} else {
+		d.expires = now + d.ackWait + trackSlack
+	}
+	return d, nil
+}
+
+// restore tracks d again after a settlement that did not go through, unless
+// the message has been redelivered meanwhile.
+func (t *tracker) restore(d *delivery) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.m[d.key]; !ok {
+		t.m[d.key] = d
+	}
+}
+
+// size is the number of tracked deliveries.
+func (t *tracker) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}
+
+// newDelivery turns a received message into a tracked delivery.
+func (b *Bus) newDelivery(m jetstream.Msg, h *consumerHandle) (*delivery, error) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return nil, err
+	}
+	d := &delivery{
+		js:      m,
+		b:       b,
+		key:     deliveryKey{stream: meta.Stream, consumer: meta.Consumer, seq: meta.Sequence.Stream},
+		reply:   m.Reply(),
+		ackWait: h.ackWait,
+		ackNone: h.ackNone,
+	}
+	d.msg = bus.Message{
+		Subject:          m.Subject(),
+		Payload:          m.Data(),
+		Headers:          bus.Headers(m.Headers()),
+		Stream:           meta.Stream,
+		Consumer:         meta.Consumer,
+		StreamSequence:   meta.Sequence.Stream,
+		ConsumerSequence: meta.Sequence.Consumer,
+		DeliveryCount:    meta.NumDelivered,
+		PublishedAt:      meta.Timestamp,
+		Acknowledger:     d,
+	}
+	if !h.ackNone {
+		d.msg.AckToken = b.codec.Encode(bus.Token{
+			Backend:   backendName,
+			Stream:    meta.Stream,
+			Consumer:  meta.Consumer,
+			StreamSeq: meta.Sequence.Stream,
+			Delivery:  meta.NumDelivered,
+			Reply:     d.reply,
+		})
+		b.tracker.add(d)
+	}
+	return d, nil
+}
+
+// settleOp is one way of settling a delivery.
+type settleOp int
+
+const (
+	opAck settleOp = iota
+	opNak
+	opTerm
+	opInProgress
+)
+
+func (op settleOp) String() string {
+	return [...]string{"ack", "nak", "term", "in progress"}[op]
+}
+
+// settle performs op on d, which the caller has taken from the tracker (or,
+// for opInProgress, found in it). A settlement that fails is tracked again
+// so that it can be retried.
+func (d *delivery) settle(ctx context.Context, op settleOp, delay time.Duration, reason string) error {
+	var err error
+	switch op {
+	case opAck:
+		err = d.js.DoubleAck(ctx)
+	case opNak:
+		if delay > 0 {
+			err = d.js.NakWithDelay(delay)
+		} else {
+			err = d.js.Nak()
+		}
+	case opTerm:
+		if reason != "" {
+			err = d.js.TermWithReason(reason)
+		} else {
+			err = d.js.Term()
+		}
+	case opInProgress:
+		err = d.js.InProgress()
+	}
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+		return fmt.Errorf("%w: %w", errStale, err)
+	}
+	if op != opInProgress {
+		d.b.tracker.restore(d)
+	}
+	return fmt.Errorf("%s: %w", op, mapError(err))
+}
+
+// acknowledge settles d by op through its Acknowledger.
+func (d *delivery) acknowledge(ctx context.Context, op settleOp, delay time.Duration, reason string) error {
+	if d.ackNone {
+		if op == opNak {
+			return fmt.Errorf("%w: the consumer acks nothing (ack_policy none), so a nak cannot redeliver", bus.ErrNoAcknowledger)
+		}
+		return nil
+	}
+	if err := checkNakDelay(op, delay); err != nil {
+		return err
+	}
+	if err := d.b.settleReady(); err != nil {
+		return err
+	}
+	if _, err := d.b.tracker.lookup(d.key, d.reply, op != opInProgress); err != nil {
+		return err
+	}
+	return d.settle(ctx, op, delay, reason)
+}
+
+func checkNakDelay(op settleOp, delay time.Duration) error {
+	if op == opNak && delay < 0 {
+		return configError("delay", "%s is negative", delay)
+	}
+	return nil
+}
+
+// Ack marks the message processed, waiting for the server to confirm.
+func (d *delivery) Ack(ctx context.Context) error { return d.acknowledge(ctx, opAck, 0, "") }
+
+// Nak asks for redelivery no sooner than delay.
+func (d *delivery) Nak(ctx context.Context, delay time.Duration) error {
+	return d.acknowledge(ctx, opNak, delay, "")
+}
+
+// Term gives the message up, telling the server why.
+func (d *delivery) Term(ctx context.Context, reason string) error {
+	return d.acknowledge(ctx, opTerm, 0, reason)
+}
+
+// InProgress resets the ack deadline; the delivery stays settleable.
+func (d *delivery) InProgress(ctx context.Context) error {
+	return d.acknowledge(ctx, opInProgress, 0, "")
+}
+
+// settleToken settles the delivery token names by op.
+func (b *Bus) settleToken(ctx context.Context, token string, op settleOp, delay time.Duration, reason string) error {
+	t, err := b.codec.Decode(token)
+	if err != nil {
+		return err
+	}
+	if t.Backend != backendName {
+		return fmt.Errorf("%w: issued by the %q backend", bus.ErrInvalidToken, t.Backend)
+	}
+	if err := checkNakDelay(op, delay); err != nil {
+		return err
+	}
+	if err := b.settleReady(); err != nil {
+		return err
+	}
+	d, err := b.tracker.lookup(deliveryKey{stream: t.Stream, consumer: t.Consumer, seq: t.StreamSeq}, t.Reply, op != opInProgress)
+	if err != nil {
+		return err
+	}
+	return d.settle(ctx, op, delay, reason)
+}
+
+// Ack marks the delivery of token processed, once the server confirms it.
+func (b *Bus) Ack(ctx context.Context, token string) error {
+	return b.settleToken(ctx, token, opAck, 0, "")
+}
+
+// Nak asks for redelivery of token's message no sooner than delay.
+func (b *Bus) Nak(ctx context.Context, token string, delay time.Duration) error {
+	return b.settleToken(ctx, token, opNak, delay, "")
+}
+
+// Term gives token's message up; reason reaches the server's advisory.
+func (b *Bus) Term(ctx context.Context, token string, reason string) error {
+	return b.settleToken(ctx, token, opTerm, 0, reason)
+}
+
+// InProgress resets the ack deadline of token's delivery; the token stays
+// valid for another ack wait.
+func (b *Bus) InProgress(ctx context.Context, token string) error {
+	return b.settleToken(ctx, token, opInProgress, 0, "")
+}

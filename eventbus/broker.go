@@ -1,0 +1,270 @@
+package eventbus
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/wfeventbus/eventbus/bus"
+	"github.com/wfeventbus/eventbus/bus/embedded"
+	"github.com/wfeventbus/eventbus/bus/jetstream"
+	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
+)
+
+// Deploy targets a broker may declare.
+const (
+	TargetEmbedded    = "embedded"
+	TargetSelfHosted  = "self_hosted"
+	TargetKubernetes  = "kubernetes"
+	TargetDOAppPlat   = "digitalocean.app_platform"
+	TargetAWSECS      = "aws.ecs"
+	TargetAWSEKS      = "aws.eks"
+	providerNATS      = "nats"
+	defaultStoreDir   = "./data/eventbus"
+	defaultEmbedHost  = "127.0.0.1"
+	defaultEmbedPort  = 4222
+	defaultBrokerName = "eventbus"
+)
+
+// deployTargets is the provider × deploy_target matrix: the targets each
+// provider can run on. Only providers listed here are accepted.
+func deployTargets(provider string) []string {
+	switch provider {
+	case providerNATS:
+		return []string{TargetAWSECS, TargetAWSEKS, TargetDOAppPlat, TargetEmbedded, TargetKubernetes, TargetSelfHosted}
+	}
+	return nil
+}
+
+// brokerPlan is a validated broker config: either an embedded server or the
+// URLs of an external one.
+type brokerPlan struct {
+	target   string
+	urls     []string
+	embedded embedded.Config
+	connect  jetstream.ConnectConfig
+}
+
+// planBroker validates cfg and resolves where the broker is. getenv is the
+// only place environment variables reach the plugin: EVENTBUS_<NAME>_URI
+// (module name upper-cased, '-' as '_'), then NATS_URL, when the config names
+// no URL.
+func planBroker(name string, cfg *eventbusv1.BrokerConfig, getenv func(string) string) (brokerPlan, error) {
+	provider := strings.ToLower(strings.TrimSpace(cfg.GetProvider()))
+	if provider == "" {
+		provider = providerNATS
+	}
+	targets := deployTargets(provider)
+	if targets == nil {
+		return brokerPlan{}, fmt.Errorf("%w: provider %q is not supported; use %q", ErrConfig, cfg.GetProvider(), providerNATS)
+	}
+	urls := splitURLs(cfg.GetDsn(), cfg.GetUrl(), cfg.GetUrls())
+	if len(urls) == 0 && getenv != nil {
+		if v := getenv(URLEnvVar(name)); v != "" {
+			urls = splitURLs(v, "", nil)
+		} else if v := getenv("NATS_URL"); v != "" {
+			urls = splitURLs(v, "", nil)
+		}
+	}
+	target := strings.TrimSpace(cfg.GetDeployTarget())
+	if target == "" {
+		target = TargetSelfHosted
+		if len(urls) == 0 {
+			target = TargetEmbedded
+		}
+	}
+	if !slices.Contains(targets, target) {
+		return brokerPlan{}, fmt.Errorf("%w: deploy_target %q is not valid for provider %s; valid targets: %s",
+			ErrConfig, target, provider, strings.Join(targets, ", "))
+	}
+	plan := brokerPlan{target: target, urls: urls}
+	switch {
+	case target == TargetEmbedded && len(urls) > 0:
+		return brokerPlan{}, fmt.Errorf("%w: deploy_target embedded runs the broker in the plugin process, but a URL is set (%s); remove dsn/url/urls or choose another deploy_target",
+			ErrConfig, strings.Join(urls, ","))
+	case target != TargetEmbedded && len(urls) == 0:
+		return brokerPlan{}, fmt.Errorf("%w: deploy_target %s needs the broker's URL: set dsn (or url/urls), or %s, or NATS_URL",
+			ErrConfig, target, URLEnvVar(name))
+	}
+	connName := cfg.GetConnectionName()
+	if connName == "" {
+		connName = name
+	}
+	cred := cfg.GetCredentials()
+	plan.connect = jetstream.ConnectConfig{
+		URLs:        urls,
+		Name:        connName,
+		User:        cred.GetUser(),
+		Password:    cred.GetPassword(),
+		Token:       cred.GetToken(),
+		NKeySeed:    cred.GetNkeySeed(),
+		CredsFile:   cred.GetCredsFile(),
+		TLSCAFile:   cred.GetTlsCaFile(),
+		TLSCertFile: cred.GetTlsCertFile(),
+		TLSKeyFile:  cred.GetTlsKeyFile(),
+	}
+	if target == TargetEmbedded {
+		e := cfg.GetEmbedded()
+		plan.embedded = embedded.Config{
+			StoreDir:   e.GetStoreDir(),
+			Host:       e.GetHost(),
+			Port:       int(e.GetPort()),
+			MemoryOnly: e.GetMemoryOnly(),
+			SyncAlways: e.GetSyncAlways(),
+			MaxPayload: e.GetMaxPayload(),
+			ServerName: name,
+		}
+		if plan.embedded.StoreDir == "" {
+			plan.embedded.StoreDir = defaultStoreDir
+		}
+		if plan.embedded.Host == "" {
+			plan.embedded.Host = defaultEmbedHost
+		}
+		if plan.embedded.Port == 0 {
+			plan.embedded.Port = defaultEmbedPort
+		}
+	}
+	return plan, nil
+}
+
+// URLEnvVar is the environment variable that gives the URL of the broker
+// module name: EVENTBUS_<NAME>_URI, upper-cased with '-' and '.' as '_'.
+func URLEnvVar(name string) string {
+	n := strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
+	return "EVENTBUS_" + n + "_URI"
+}
+
+func splitURLs(dsn, url string, urls []string) []string {
+	var out []string
+	for _, s := range append([]string{dsn, url}, urls...) {
+		for _, u := range strings.Split(s, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+// broker is an eventbus.broker module: one connection to a NATS server, or
+// an embedded server and its connection. Start is idempotent, so modules
+// that depend on the broker can start it themselves, whatever order the host
+// starts modules in.
+type broker struct {
+	name string
+	plan brokerPlan
+	log  *slog.Logger
+	opts []jetstream.Option
+
+	mu  sync.Mutex
+	srv *embedded.Server
+	bus *jetstream.Bus
+}
+
+func newBroker(name string, cfg *eventbusv1.BrokerConfig, getenv func(string) string, log *slog.Logger, opts []jetstream.Option) (*broker, error) {
+	plan, err := planBroker(name, cfg, getenv)
+	if err != nil {
+		return nil, err
+	}
+	return &broker{name: name, plan: plan, log: log.With("broker", name), opts: opts}, nil
+}
+
+func (b *broker) Init(context.Context) error { return nil }
+
+// Start connects to the broker, starting the embedded server first when the
+// broker is embedded.
+func (b *broker) Start(ctx context.Context) error {
+	_, err := b.ensure(ctx)
+	return err
+}
+
+// ensure starts the broker if it is not running and returns its bus.
+func (b *broker) ensure(ctx context.Context) (*jetstream.Bus, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.bus != nil {
+		return b.bus, nil
+	}
+	var (
+		jb  *jetstream.Bus
+		err error
+	)
+	if b.plan.target == TargetEmbedded {
+		jb, err = b.startEmbedded(ctx)
+	} else {
+		jb, err = b.connect(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("broker %s: %w", b.name, err)
+	}
+	b.bus = jb
+	return jb, nil
+}
+
+func (b *broker) startEmbedded(ctx context.Context) (*jetstream.Bus, error) {
+	cfg := b.plan.embedded
+	cfg.Logger = b.log
+	srv, err := embedded.Start(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := srv.Connect()
+	if err != nil {
+		_ = srv.Shutdown(ctx)
+		return nil, err
+	}
+	jb, err := jetstream.New(nc, append(b.opts, jetstream.WithOwnedConn(), jetstream.WithLogger(b.log))...)
+	if err != nil {
+		nc.Close()
+		_ = srv.Shutdown(ctx)
+		return nil, err
+	}
+	b.srv = srv
+	b.log.Info("embedded broker started", "url", srv.ClientURL(), "store_dir", cfg.StoreDir, "memory_only", cfg.MemoryOnly)
+	return jb, nil
+}
+
+func (b *broker) connect(ctx context.Context) (*jetstream.Bus, error) {
+	nc, err := jetstream.Connect(ctx, b.plan.connect)
+	if err != nil {
+		return nil, err
+	}
+	jb, err := jetstream.New(nc, append(b.opts, jetstream.WithOwnedConn(), jetstream.WithLogger(b.log))...)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	b.log.Info("connected to broker", "urls", strings.Join(b.plan.urls, ","))
+	return jb, nil
+}
+
+// running returns the bus of a started broker.
+func (b *broker) running() (*jetstream.Bus, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.bus == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotStarted, b.name)
+	}
+	return b.bus, nil
+}
+
+// Stop closes the connection and shuts the embedded server down. Idempotent.
+func (b *broker) Stop(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	if b.bus != nil {
+		errs = append(errs, b.bus.Close())
+		b.bus = nil
+	}
+	if b.srv != nil {
+		errs = append(errs, b.srv.Shutdown(ctx))
+		b.srv = nil
+	}
+	return joinErrs(errs)
+}
+
+var _ bus.Bus = (*jetstream.Bus)(nil)

@@ -1,0 +1,107 @@
+package eventbus
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
+)
+
+func TestPlanBroker(t *testing.T) {
+	t.Parallel()
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	cases := []struct {
+		name       string
+		module     string
+		cfg        *eventbusv1.BrokerConfig
+		getenv     func(string) string
+		wantTarget string
+		wantURLs   string
+		wantErr    string
+	}{
+		{name: "empty config runs embedded", module: "bus", cfg: &eventbusv1.BrokerConfig{}, wantTarget: TargetEmbedded},
+		{name: "dsn", module: "bus", cfg: &eventbusv1.BrokerConfig{Dsn: "nats://a:4222"}, wantTarget: TargetSelfHosted, wantURLs: "nats://a:4222"},
+		{name: "url and urls joined", module: "bus", cfg: &eventbusv1.BrokerConfig{Url: "nats://a:1", Urls: []string{"nats://b:2, nats://c:3"}}, wantTarget: TargetSelfHosted, wantURLs: "nats://a:1,nats://b:2,nats://c:3"},
+		{name: "module env var", module: "order-bus", cfg: &eventbusv1.BrokerConfig{}, getenv: env("EVENTBUS_ORDER_BUS_URI", "nats://m:1", "NATS_URL", "nats://n:1"), wantTarget: TargetSelfHosted, wantURLs: "nats://m:1"},
+		{name: "NATS_URL", module: "bus", cfg: &eventbusv1.BrokerConfig{}, getenv: env("NATS_URL", "nats://n:1"), wantTarget: TargetSelfHosted, wantURLs: "nats://n:1"},
+		{name: "config beats env", module: "bus", cfg: &eventbusv1.BrokerConfig{Dsn: "nats://c:1"}, getenv: env("NATS_URL", "nats://n:1"), wantTarget: TargetSelfHosted, wantURLs: "nats://c:1"},
+		{name: "kubernetes with url", module: "bus", cfg: &eventbusv1.BrokerConfig{Provider: "NATS", DeployTarget: "kubernetes", Dsn: "nats://k:1"}, wantTarget: TargetKubernetes, wantURLs: "nats://k:1"},
+		{name: "unknown target lists valid ones", module: "bus", cfg: &eventbusv1.BrokerConfig{DeployTarget: "mars"}, wantErr: "valid targets: aws.ecs, aws.eks, digitalocean.app_platform, embedded, kubernetes, self_hosted"},
+		{name: "unknown provider", module: "bus", cfg: &eventbusv1.BrokerConfig{Provider: "kafka"}, wantErr: `provider "kafka" is not supported`},
+		{name: "embedded with url", module: "bus", cfg: &eventbusv1.BrokerConfig{DeployTarget: "embedded", Dsn: "nats://x:1"}, wantErr: "deploy_target embedded runs the broker in the plugin process"},
+		{name: "external target without url", module: "bus", cfg: &eventbusv1.BrokerConfig{DeployTarget: "aws.ecs"}, wantErr: "EVENTBUS_BUS_URI"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			plan, err := planBroker(c.module, c.cfg, c.getenv)
+			if c.wantErr != "" {
+				if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err = %v, want ErrConfig containing %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plan.target != c.wantTarget || strings.Join(plan.urls, ",") != c.wantURLs {
+				t.Fatalf("plan = %s %v, want %s %s", plan.target, plan.urls, c.wantTarget, c.wantURLs)
+			}
+		})
+	}
+}
+
+func TestPlanBrokerEmbeddedDefaults(t *testing.T) {
+	t.Parallel()
+	plan, err := planBroker("bus", &eventbusv1.BrokerConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := plan.embedded
+	if e.Host != "127.0.0.1" || e.Port != 4222 || e.StoreDir != "./data/eventbus" {
+		t.Fatalf("embedded defaults = %+v", e)
+	}
+}
+
+func TestURLEnvVar(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"bus":           "EVENTBUS_BUS_URI",
+		"order-events":  "EVENTBUS_ORDER_EVENTS_URI",
+		"infra.events2": "EVENTBUS_INFRA_EVENTS2_URI",
+	} {
+		if got := URLEnvVar(in); got != want {
+			t.Errorf("URLEnvVar(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	def := &subscribeTrigger{}
+	listed := &subscribeTrigger{settings: consumerSettings{Backoff: []time.Duration{time.Second, 5 * time.Second}}}
+	cases := []struct {
+		tr       *subscribeTrigger
+		delivery int
+		want     time.Duration
+	}{
+		{def, 1, time.Second}, {def, 2, 2 * time.Second}, {def, 3, 4 * time.Second}, {def, 7, time.Minute}, {def, 100, time.Minute},
+		{listed, 1, time.Second}, {listed, 2, 5 * time.Second}, {listed, 9, 5 * time.Second},
+	}
+	for _, c := range cases {
+		if got := c.tr.backoff(c.delivery); got != c.want {
+			t.Errorf("backoff(%d) = %v, want %v", c.delivery, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,95 @@
+package eventbus
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
+)
+
+// consumerModule is an eventbus.consumer module: Start creates the durable
+// consumer or updates it to the config.
+type consumerModule struct {
+	p         *Plugin
+	module    string
+	brokerRef string
+	settings  consumerSettings
+
+	mu      sync.Mutex
+	started bool
+}
+
+func newConsumerModule(p *Plugin, module string, c *eventbusv1.ConsumerConfig) (*consumerModule, error) {
+	durable := c.GetName()
+	if durable == "" {
+		durable = module
+	}
+	s := consumerSettingsFromModule(c, durable)
+	if s.Stream == "" {
+		return nil, fmt.Errorf("%w: config.stream_name is required: the stream the consumer reads", ErrConfig)
+	}
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	return &consumerModule{p: p, module: module, brokerRef: c.GetBrokerRef(), settings: s}, nil
+}
+
+// Init checks the broker exists.
+func (c *consumerModule) Init(context.Context) error {
+	if _, err := c.p.broker(c.brokerRef); err != nil {
+		return fmt.Errorf("module %s: %w", c.module, err)
+	}
+	return nil
+}
+
+// Start creates or updates the consumer, first starting its broker and its
+// stream when they are declared in the app and not yet started.
+func (c *consumerModule) Start(ctx context.Context) error { return c.ensure(ctx) }
+
+func (c *consumerModule) ensure(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started {
+		return nil
+	}
+	if err := c.p.ensureConsumer(ctx, c.brokerRef, c.settings); err != nil {
+		return fmt.Errorf("module %s: %w", c.module, err)
+	}
+	c.started = true
+	return nil
+}
+
+// Stop lets the consumer be: it is durable and keeps its place.
+func (c *consumerModule) Stop(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.started = false
+	return nil
+}
+
+// ensureConsumer creates or updates a durable consumer on brokerRef's broker,
+// starting the broker and the stream module of s.Stream (when one is
+// declared) first. A consumer with no ack wait inherits its stream module's.
+func (p *Plugin) ensureConsumer(ctx context.Context, brokerRef string, s consumerSettings) error {
+	b, err := p.broker(brokerRef)
+	if err != nil {
+		return err
+	}
+	jb, err := b.ensure(ctx)
+	if err != nil {
+		return err
+	}
+	if sm := p.stream(s.Stream); sm != nil {
+		if err := sm.ensure(ctx); err != nil {
+			return err
+		}
+		if s.AckWait == 0 {
+			s.AckWait = sm.ackWait
+		}
+	}
+	if _, err := jb.EnsureConsumer(ctx, s.bus()); err != nil {
+		return fmt.Errorf("consumer %s on stream %s: %w", s.Durable, s.Stream, err)
+	}
+	return nil
+}

@@ -1,0 +1,194 @@
+package eventbus
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/wfeventbus/eventbus/bus"
+	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
+)
+
+// streamConfig maps a stream module's config to the bus; name is the
+// stream's name (config name, else the module name).
+func streamConfig(c *eventbusv1.StreamConfig, name string) bus.StreamConfig {
+	sc := bus.StreamConfig{
+		Name:            name,
+		Description:     c.GetDescription(),
+		Subjects:        c.GetSubjects(),
+		Replicas:        int(c.GetNumReplicas()),
+		MaxMsgs:         c.GetMaxMsgs(),
+		MaxBytes:        c.GetMaxBytes(),
+		MaxAge:          duration(c.GetMaxAge()),
+		MaxMsgSize:      c.GetMaxMsgSize(),
+		DuplicateWindow: duration(c.GetDuplicateWindow()),
+	}
+	switch c.GetRetentionPolicy() {
+	case eventbusv1.RetentionPolicy_RETENTION_POLICY_INTEREST:
+		sc.Retention = bus.RetentionInterest
+	case eventbusv1.RetentionPolicy_RETENTION_POLICY_WORKQUEUE:
+		sc.Retention = bus.RetentionWorkQueue
+	default:
+		sc.Retention = bus.RetentionLimits
+	}
+	if c.GetStorage() == eventbusv1.StorageType_STORAGE_TYPE_MEMORY {
+		sc.Storage = bus.StorageMemory
+	}
+	if c.GetDiscard() == eventbusv1.DiscardPolicy_DISCARD_POLICY_NEW {
+		sc.Discard = bus.DiscardNew
+	}
+	return sc
+}
+
+// consumerSettings are the consumer fields shared by the consumer module and
+// the subscribe trigger's config.
+type consumerSettings struct {
+	Durable        string
+	Stream         string
+	Description    string
+	FilterSubjects []string
+	DeliverPolicy  eventbusv1.DeliverPolicy
+	OptStartSeq    uint64
+	OptStartTime   time.Time
+	AckPolicy      eventbusv1.AckPolicy
+	AckWait        time.Duration
+	MaxDeliver     int
+	Backoff        []time.Duration
+	MaxAckPending  int
+	DeadLetter     string
+}
+
+func consumerSettingsFromModule(c *eventbusv1.ConsumerConfig, durable string) consumerSettings {
+	s := consumerSettings{
+		Durable:        durable,
+		Stream:         c.GetStreamName(),
+		Description:    c.GetDescription(),
+		FilterSubjects: filters(c.GetFilterSubject(), c.GetFilterSubjects()),
+		DeliverPolicy:  c.GetDeliverPolicy(),
+		OptStartSeq:    c.GetOptStartSeq(),
+		AckPolicy:      c.GetAckPolicy(),
+		AckWait:        duration(c.GetAckWait()),
+		MaxDeliver:     int(c.GetMaxDeliver()),
+		Backoff:        durations(c.GetBackoff()),
+		MaxAckPending:  int(c.GetMaxAckPending()),
+		DeadLetter:     c.GetDeadLetterSubject(),
+	}
+	if c.GetOptStartTime() != nil {
+		s.OptStartTime = c.GetOptStartTime().AsTime()
+	}
+	return s
+}
+
+func consumerSettingsFromTrigger(c *eventbusv1.SubscribeTriggerConfig, durable, stream string) consumerSettings {
+	s := consumerSettings{
+		Durable:        durable,
+		Stream:         stream,
+		FilterSubjects: filters(c.GetFilterSubject(), c.GetFilterSubjects()),
+		DeliverPolicy:  c.GetDeliverPolicy(),
+		OptStartSeq:    c.GetOptStartSeq(),
+		AckPolicy:      c.GetAckPolicy(),
+		AckWait:        duration(c.GetAckWait()),
+		MaxDeliver:     int(c.GetMaxDeliver()),
+		Backoff:        durations(c.GetBackoff()),
+		MaxAckPending:  int(c.GetMaxAckPending()),
+		DeadLetter:     c.GetDeadLetterSubject(),
+	}
+	if c.GetOptStartTime() != nil {
+		s.OptStartTime = c.GetOptStartTime().AsTime()
+	}
+	return s
+}
+
+// validate checks the fields whose combination matters; prefix names the
+// config ("config" or "trigger.config") in errors.
+func (s consumerSettings) validate() error {
+	switch s.DeliverPolicy {
+	case eventbusv1.DeliverPolicy_DELIVER_POLICY_BY_START_SEQUENCE:
+		if s.OptStartSeq == 0 {
+			return fmt.Errorf("%w: opt_start_seq is required with deliver_policy BY_START_SEQUENCE", ErrConfig)
+		}
+	case eventbusv1.DeliverPolicy_DELIVER_POLICY_BY_START_TIME:
+		if s.OptStartTime.IsZero() {
+			return fmt.Errorf("%w: opt_start_time is required with deliver_policy BY_START_TIME", ErrConfig)
+		}
+	}
+	if s.OptStartSeq != 0 && s.DeliverPolicy != eventbusv1.DeliverPolicy_DELIVER_POLICY_BY_START_SEQUENCE {
+		return fmt.Errorf("%w: opt_start_seq needs deliver_policy BY_START_SEQUENCE", ErrConfig)
+	}
+	if !s.OptStartTime.IsZero() && s.DeliverPolicy != eventbusv1.DeliverPolicy_DELIVER_POLICY_BY_START_TIME {
+		return fmt.Errorf("%w: opt_start_time needs deliver_policy BY_START_TIME", ErrConfig)
+	}
+	if s.MaxDeliver < -1 {
+		return fmt.Errorf("%w: max_deliver must be -1 (unlimited) or more, got %d", ErrConfig, s.MaxDeliver)
+	}
+	if s.MaxAckPending < -1 {
+		return fmt.Errorf("%w: max_ack_pending must be -1 (unlimited) or more, got %d", ErrConfig, s.MaxAckPending)
+	}
+	return nil
+}
+
+// bus maps the settings to a bus consumer. Backoff is not handed to the
+// broker: it spaces the redeliveries the trigger asks for when a pipeline
+// fails, while ack_wait alone governs deliveries that were never settled.
+func (s consumerSettings) bus() bus.ConsumerConfig {
+	c := bus.ConsumerConfig{
+		Durable:        s.Durable,
+		Stream:         s.Stream,
+		Description:    s.Description,
+		FilterSubjects: s.FilterSubjects,
+		OptStartSeq:    s.OptStartSeq,
+		OptStartTime:   s.OptStartTime,
+		AckWait:        s.AckWait,
+		MaxDeliver:     s.MaxDeliver,
+		MaxAckPending:  s.MaxAckPending,
+	}
+	switch s.DeliverPolicy {
+	case eventbusv1.DeliverPolicy_DELIVER_POLICY_LAST:
+		c.DeliverPolicy = bus.DeliverLast
+	case eventbusv1.DeliverPolicy_DELIVER_POLICY_NEW:
+		c.DeliverPolicy = bus.DeliverNew
+	case eventbusv1.DeliverPolicy_DELIVER_POLICY_BY_START_SEQUENCE:
+		c.DeliverPolicy = bus.DeliverByStartSequence
+	case eventbusv1.DeliverPolicy_DELIVER_POLICY_BY_START_TIME:
+		c.DeliverPolicy = bus.DeliverByStartTime
+	case eventbusv1.DeliverPolicy_DELIVER_POLICY_LAST_PER_SUBJECT:
+		c.DeliverPolicy = bus.DeliverLastPerSubject
+	default:
+		c.DeliverPolicy = bus.DeliverAll
+	}
+	switch s.AckPolicy {
+	case eventbusv1.AckPolicy_ACK_POLICY_NONE:
+		c.AckPolicy = bus.AckNone
+	case eventbusv1.AckPolicy_ACK_POLICY_ALL:
+		c.AckPolicy = bus.AckAll
+	default:
+		c.AckPolicy = bus.AckExplicit
+	}
+	return c
+}
+
+func filters(one string, many []string) []string {
+	if one == "" {
+		return many
+	}
+	return append([]string{one}, many...)
+}
+
+func duration(d *durationpb.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	return d.AsDuration()
+}
+
+func durations(ds []*durationpb.Duration) []time.Duration {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.AsDuration()
+	}
+	return out
+}

@@ -1,0 +1,57 @@
+package eventbus
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wfeventbus/eventbus/bus"
+)
+
+// messageData is what a pipeline sees of a message, in JSON-shaped values
+// only (a google.protobuf.Struct rejects anything else): payload as text,
+// json with the parsed payload when it is JSON, payload_base64 instead of
+// payload when it is not UTF-8, headers as strings, numbers as numbers.
+func messageData(m *bus.Message) map[string]any {
+	d := make(map[string]any, 14)
+	d["subject"] = m.Subject
+	d["stream"] = m.Stream
+	d["consumer"] = m.Consumer
+	d["sequence"] = float64(m.StreamSequence)
+	d["consumer_sequence"] = float64(m.ConsumerSequence)
+	d["delivery_count"] = float64(m.DeliveryCount)
+	d["redelivered"] = m.DeliveryCount > 1
+	d["ack_token"] = m.AckToken
+	d["headers"] = headerData(m.Headers)
+	if !m.PublishedAt.IsZero() {
+		d["published_at"] = m.PublishedAt.UTC().Format(time.RFC3339Nano)
+	}
+	addPayload(d, m.Payload)
+	return d
+}
+
+func addPayload(d map[string]any, p []byte) {
+	if !utf8.Valid(p) {
+		d["payload_base64"] = base64.StdEncoding.EncodeToString(p)
+		return
+	}
+	d["payload"] = string(p)
+	if len(p) > 0 && json.Valid(p) {
+		var v any
+		if json.Unmarshal(p, &v) == nil {
+			d["json"] = v
+		}
+	}
+}
+
+// headerData flattens headers to strings; several values of one header are
+// joined with ", ".
+func headerData(h bus.Headers) map[string]any {
+	out := make(map[string]any, len(h))
+	for k, vs := range h {
+		out[k] = strings.Join(vs, ", ")
+	}
+	return out
+}

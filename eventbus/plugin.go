@@ -1,0 +1,302 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/wfeventbus/eventbus/bus/jetstream"
+	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
+	"github.com/wfeventbus/eventbus/internal/protomap"
+)
+
+// Module, step and trigger types. The infra.* names are the older spellings,
+// still accepted.
+const (
+	TypeBroker        = "eventbus.broker"
+	TypeStream        = "eventbus.stream"
+	TypeConsumer      = "eventbus.consumer"
+	TypeBrokerAlias   = "infra.eventbus"
+	TypeStreamAlias   = "infra.eventbus.stream"
+	TypeConsumerAlias = "infra.eventbus.consumer"
+
+	StepPublish    = "step.eventbus.publish"
+	StepConsume    = "step.eventbus.consume"
+	StepAck        = "step.eventbus.ack"
+	StepNak        = "step.eventbus.nak"
+	StepTerm       = "step.eventbus.term"
+	StepInProgress = "step.eventbus.in_progress"
+
+	TriggerSubscribe = "trigger.eventbus.subscribe"
+)
+
+// Module is a created module instance.
+type Module interface {
+	Init(ctx context.Context) error
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+// Step is a created step instance.
+type Step interface {
+	// Execute runs the step once, returning JSON-shaped output.
+	Execute(ctx context.Context, in StepInput) (map[string]any, error)
+}
+
+// StepInput is one execution's data, converted only when a step asks.
+type StepInput interface {
+	// Config is the step's config rendered for this execution.
+	Config() map[string]any
+	// Current returns one key of the pipeline's current data.
+	Current(key string) (any, bool)
+}
+
+// MapInput is a StepInput held in plain maps.
+type MapInput struct {
+	Rendered map[string]any
+	Data     map[string]any
+}
+
+// Config returns the rendered config.
+func (in MapInput) Config() map[string]any { return in.Rendered }
+
+// Current returns one key of the current data.
+func (in MapInput) Current(key string) (any, bool) {
+	v, ok := in.Data[key]
+	return v, ok
+}
+
+// Trigger is a created trigger instance.
+type Trigger interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+// RunFunc runs the pipeline a trigger fires with data (JSON-shaped) and
+// returns when it has finished; an error means the pipeline failed.
+type RunFunc func(ctx context.Context, data map[string]any) error
+
+// Options configure a Plugin.
+type Options struct {
+	// Logger receives the plugin's logs (default: discarded).
+	Logger *slog.Logger
+	// Getenv resolves broker URLs from the environment (EVENTBUS_<NAME>_URI,
+	// NATS_URL); nil reads nothing.
+	Getenv func(string) string
+	// BusOptions are passed to every broker's bus.
+	BusOptions []jetstream.Option
+	// Metrics receives counts of what the plugin does; nil counts nothing.
+	Metrics Metrics
+}
+
+// Plugin owns every module, step and trigger it creates.
+type Plugin struct {
+	log     *slog.Logger
+	getenv  func(string) string
+	busOpts []jetstream.Option
+	metrics Metrics
+
+	mu        sync.Mutex
+	brokers   map[string]*broker         // by module name
+	streams   map[string]*streamModule   // by stream name
+	consumers map[string]*consumerModule // by durable name
+}
+
+// New returns an empty Plugin.
+func New(opts Options) *Plugin {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	m := opts.Metrics
+	if m == nil {
+		m = noMetrics{}
+	}
+	return &Plugin{
+		log:       log,
+		getenv:    opts.Getenv,
+		busOpts:   opts.BusOptions,
+		metrics:   m,
+		brokers:   map[string]*broker{},
+		streams:   map[string]*streamModule{},
+		consumers: map[string]*consumerModule{},
+	}
+}
+
+// ModuleTypes lists the module types, aliases included, in a fixed order.
+func ModuleTypes() []string {
+	return []string{TypeBroker, TypeStream, TypeConsumer, TypeBrokerAlias, TypeStreamAlias, TypeConsumerAlias}
+}
+
+// StepTypes lists the step types in a fixed order.
+func StepTypes() []string {
+	return []string{StepPublish, StepConsume, StepAck, StepNak, StepTerm, StepInProgress}
+}
+
+// TriggerTypes lists the trigger types.
+func TriggerTypes() []string { return []string{TriggerSubscribe} }
+
+// canonicalModuleType maps an alias to its module type.
+func canonicalModuleType(t string) string {
+	switch t {
+	case TypeBrokerAlias:
+		return TypeBroker
+	case TypeStreamAlias:
+		return TypeStream
+	case TypeConsumerAlias:
+		return TypeConsumer
+	}
+	return t
+}
+
+// decode reads a config map into msg; every problem is reported, each with
+// its field path under prefix.
+func decode(config map[string]any, msg proto.Message, prefix string, templates bool) error {
+	opts := []protomap.Option{protomap.Path(prefix)}
+	if templates {
+		opts = append(opts, protomap.AllowTemplates())
+	}
+	if err := protomap.Decode(config, msg, opts...); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+// CreateModule creates a module of type typ named name from its config.
+func (p *Plugin) CreateModule(_ context.Context, typ, name string, config map[string]any) (Module, error) {
+	switch canonicalModuleType(typ) {
+	case TypeBroker:
+		cfg := &eventbusv1.BrokerConfig{}
+		if err := decode(config, cfg, "config", false); err != nil {
+			return nil, fmt.Errorf("module %s (%s): %w", name, typ, err)
+		}
+		b, err := newBroker(name, cfg, p.getenv, p.log, p.busOpts)
+		if err != nil {
+			return nil, fmt.Errorf("module %s (%s): %w", name, typ, err)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if _, dup := p.brokers[name]; dup {
+			return nil, fmt.Errorf("module %s (%s): %w: a broker named %s already exists", name, typ, ErrConfig, name)
+		}
+		p.brokers[name] = b
+		return &registered{Module: b, release: func() { p.forget(func() { delete(p.brokers, name) }) }}, nil
+	case TypeStream:
+		cfg := &eventbusv1.StreamConfig{}
+		if err := decode(config, cfg, "config", false); err != nil {
+			return nil, fmt.Errorf("module %s (%s): %w", name, typ, err)
+		}
+		s, err := newStreamModule(p, name, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("module %s (%s): %w", name, typ, err)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if _, dup := p.streams[s.cfg.Name]; dup {
+			return nil, fmt.Errorf("module %s (%s): %w: stream %s is declared twice", name, typ, ErrConfig, s.cfg.Name)
+		}
+		p.streams[s.cfg.Name] = s
+		return &registered{Module: s, release: func() { p.forget(func() { delete(p.streams, s.cfg.Name) }) }}, nil
+	case TypeConsumer:
+		cfg := &eventbusv1.ConsumerConfig{}
+		if err := decode(config, cfg, "config", false); err != nil {
+			return nil, fmt.Errorf("module %s (%s): %w", name, typ, err)
+		}
+		c, err := newConsumerModule(p, name, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("module %s (%s): %w", name, typ, err)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if _, dup := p.consumers[c.settings.Durable]; dup {
+			return nil, fmt.Errorf("module %s (%s): %w: consumer %s is declared twice", name, typ, ErrConfig, c.settings.Durable)
+		}
+		p.consumers[c.settings.Durable] = c
+		return &registered{Module: c, release: func() { p.forget(func() { delete(p.consumers, c.settings.Durable) }) }}, nil
+	}
+	return nil, fmt.Errorf("%w: module type %q (known: %s)", ErrUnknownType, typ, strings.Join(ModuleTypes(), ", "))
+}
+
+func (p *Plugin) forget(f func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f()
+}
+
+// registered is a module that leaves the plugin's registry when destroyed.
+type registered struct {
+	Module
+	release func()
+	once    sync.Once
+}
+
+// Destroy removes the module from the plugin so its name can be declared again.
+func (r *registered) Destroy() { r.once.Do(r.release) }
+
+// broker resolves a broker_ref: the named broker, or the only one.
+func (p *Plugin) broker(ref string) (*broker, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ref != "" {
+		if b, ok := p.brokers[ref]; ok {
+			return b, nil
+		}
+		return nil, fmt.Errorf("%w: broker_ref %q: no %s module named %s (declared: %s)",
+			ErrUnknownRef, ref, TypeBroker, ref, listOrNone(p.brokers))
+	}
+	switch len(p.brokers) {
+	case 1:
+		for _, b := range p.brokers {
+			return b, nil
+		}
+	case 0:
+		return nil, fmt.Errorf("%w: no %s module is declared; add one (it needs no config to run an embedded broker)", ErrUnknownRef, TypeBroker)
+	}
+	return nil, fmt.Errorf("%w: broker_ref is required when several brokers are declared (%s)", ErrUnknownRef, listOrNone(p.brokers))
+}
+
+// allBrokers returns every broker, sorted by name.
+func (p *Plugin) allBrokers() []*broker {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*broker, 0, len(p.brokers))
+	for _, b := range p.brokers {
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(a, b *broker) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+func (p *Plugin) stream(name string) *streamModule {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.streams[name]
+}
+
+func (p *Plugin) consumer(durable string) *consumerModule {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.consumers[durable]
+}
+
+func listOrNone[V any](m map[string]V) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+func joinErrs(errs []error) error { return errors.Join(errs...) }

@@ -1,0 +1,370 @@
+package eventbus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/wfeventbus/eventbus/bus"
+	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
+)
+
+const (
+	defaultConsumeBatch = 10
+	defaultConsumeWait  = 5 * time.Second
+)
+
+// stepConfig decodes a step's config: once at creation from the raw config
+// (templates left for later), and again at each execution from the rendered
+// config — unless the raw config held no template ({{ }} or ${ }), in which
+// case the first decoding serves every execution.
+type stepConfig[T proto.Message] struct {
+	fresh  func() T
+	static T
+	fixed  bool
+}
+
+func newStepConfig[T proto.Message](raw map[string]any, fresh func() T) (stepConfig[T], error) {
+	c := stepConfig[T]{fresh: fresh, static: fresh()}
+	if err := decode(raw, c.static, "config", true); err != nil {
+		return c, err
+	}
+	c.fixed = !hasTemplate(raw)
+	return c, nil
+}
+
+func (c stepConfig[T]) get(in StepInput) (T, error) {
+	if c.fixed {
+		return c.static, nil
+	}
+	cfg := c.fresh()
+	if err := decode(in.Config(), cfg, "config", false); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func hasTemplate(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return strings.Contains(v, "{{") || strings.Contains(v, "${")
+	case map[string]any:
+		for _, e := range v {
+			if hasTemplate(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if hasTemplate(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// CreateStep creates a step of type typ from its raw (untemplated) config.
+func (p *Plugin) CreateStep(_ context.Context, typ, name string, config map[string]any) (Step, error) {
+	s, err := p.createStep(typ, config)
+	if err != nil {
+		return nil, fmt.Errorf("step %s (%s): %w", name, typ, err)
+	}
+	return s, nil
+}
+
+func (p *Plugin) createStep(typ string, config map[string]any) (Step, error) {
+	switch typ {
+	case StepPublish:
+		c, err := newStepConfig(config, func() *eventbusv1.PublishStepConfig { return &eventbusv1.PublishStepConfig{} })
+		if err != nil {
+			return nil, err
+		}
+		b, err := p.broker(c.static.GetBrokerRef())
+		if err != nil {
+			return nil, err
+		}
+		return &publishStep{p: p, b: b, cfg: c}, nil
+	case StepConsume:
+		c, err := newStepConfig(config, func() *eventbusv1.ConsumeStepConfig { return &eventbusv1.ConsumeStepConfig{} })
+		if err != nil {
+			return nil, err
+		}
+		if err := checkBatch(c.static.GetBatchSize()); err != nil {
+			return nil, err
+		}
+		b, err := p.broker(c.static.GetBrokerRef())
+		if err != nil {
+			return nil, err
+		}
+		return &consumeStep{p: p, b: b, cfg: c}, nil
+	case StepAck, StepNak, StepTerm, StepInProgress:
+		c, err := newStepConfig(config, func() *eventbusv1.SettleStepConfig { return &eventbusv1.SettleStepConfig{} })
+		if err != nil {
+			return nil, err
+		}
+		if ref := c.static.GetBrokerRef(); ref != "" {
+			if _, err := p.broker(ref); err != nil {
+				return nil, err
+			}
+		}
+		return &settleStep{p: p, kind: typ, cfg: c}, nil
+	}
+	return nil, fmt.Errorf("%w: step type %q (known: %s)", ErrUnknownType, typ, strings.Join(StepTypes(), ", "))
+}
+
+func checkBatch(n int32) error {
+	if n < 0 || n > bus.MaxFetchBatch {
+		return fmt.Errorf("%w: config.batch_size must be between 1 and %d, got %d", ErrConfig, bus.MaxFetchBatch, n)
+	}
+	return nil
+}
+
+// publishStep is step.eventbus.publish.
+type publishStep struct {
+	p   *Plugin
+	b   *broker
+	cfg stepConfig[*eventbusv1.PublishStepConfig]
+}
+
+func (s *publishStep) Execute(ctx context.Context, in StepInput) (map[string]any, error) {
+	cfg, err := s.cfg.get(in)
+	if err != nil {
+		return nil, err
+	}
+	jb, err := s.b.running()
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.GetMessages()) > 0 {
+		return s.batch(ctx, jb, cfg)
+	}
+	msg, err := outgoing(cfg.GetSubject(), cfg.GetPayload(), cfg.GetHeaders(), cfg.GetMsgId(), cfg.GetCorrelationId(), cfg.GetExpectedLastSequence(), "config")
+	if err != nil {
+		return nil, err
+	}
+	ack, err := jb.Publish(ctx, msg)
+	if err != nil {
+		return nil, fmt.Errorf("publish to %s: %w", msg.Subject, err)
+	}
+	s.p.metrics.Published(msg.Subject, 1)
+	return map[string]any{
+		"subject":   msg.Subject,
+		"stream":    ack.Stream,
+		"sequence":  strconv.FormatUint(ack.Sequence, 10),
+		"duplicate": ack.Duplicate,
+		"acked_at":  time.Now().UTC().Format(time.RFC3339Nano),
+	}, nil
+}
+
+func (s *publishStep) batch(ctx context.Context, jb bus.Publisher, cfg *eventbusv1.PublishStepConfig) (map[string]any, error) {
+	msgs := make([]bus.OutgoingMessage, len(cfg.GetMessages()))
+	for i, m := range cfg.GetMessages() {
+		subject := m.GetSubject()
+		if subject == "" {
+			subject = cfg.GetSubject()
+		}
+		out, err := outgoing(subject, m.GetPayload(), m.GetHeaders(), m.GetMsgId(), m.GetCorrelationId(), m.GetExpectedLastSequence(), fmt.Sprintf("config.messages[%d]", i))
+		if err != nil {
+			return nil, err
+		}
+		msgs[i] = out
+	}
+	results, err := jb.PublishBatch(ctx, msgs)
+	if err != nil {
+		return nil, fmt.Errorf("batch publish: %w", err)
+	}
+	out := make([]any, len(results))
+	var failed []error
+	for i, r := range results {
+		e := map[string]any{"subject": msgs[i].Subject}
+		if r.Err != nil {
+			e["error"] = r.Err.Error()
+			failed = append(failed, fmt.Errorf("messages[%d] to %s: %w", i, msgs[i].Subject, r.Err))
+		} else {
+			e["stream"] = r.Ack.Stream
+			e["sequence"] = strconv.FormatUint(r.Ack.Sequence, 10)
+			e["duplicate"] = r.Ack.Duplicate
+		}
+		out[i] = e
+	}
+	s.p.metrics.Published(msgs[0].Subject, len(results)-len(failed))
+	if len(failed) > 0 {
+		return nil, fmt.Errorf("batch publish: %d of %d messages failed: %w", len(failed), len(results), errors.Join(failed...))
+	}
+	return map[string]any{
+		"results":  out,
+		"count":    float64(len(results)),
+		"acked_at": time.Now().UTC().Format(time.RFC3339Nano),
+	}, nil
+}
+
+// outgoing builds a message; path names the config it came from in errors.
+func outgoing(subject string, payload *structpb.Value, headers map[string]string, msgID, correlationID string, lastSeq uint64, path string) (bus.OutgoingMessage, error) {
+	if subject == "" {
+		return bus.OutgoingMessage{}, fmt.Errorf("%w: %s.subject is required", ErrConfig, path)
+	}
+	body, err := payloadBytes(payload)
+	if err != nil {
+		return bus.OutgoingMessage{}, fmt.Errorf("%w: %s.payload: %w", ErrConfig, path, err)
+	}
+	m := bus.OutgoingMessage{
+		Subject:              subject,
+		Payload:              body,
+		MsgID:                msgID,
+		CorrelationID:        correlationID,
+		ExpectedLastSequence: lastSeq,
+	}
+	if len(headers) > 0 {
+		m.Headers = make(bus.Headers, len(headers))
+		for k, v := range headers {
+			m.Headers.Set(k, v)
+		}
+	}
+	return m, nil
+}
+
+// payloadBytes sends a string as is and any other value as its JSON.
+func payloadBytes(v *structpb.Value) ([]byte, error) {
+	switch k := v.GetKind().(type) {
+	case nil, *structpb.Value_NullValue:
+		return nil, nil
+	case *structpb.Value_StringValue:
+		return []byte(k.StringValue), nil
+	}
+	return json.Marshal(v.AsInterface())
+}
+
+// consumeStep is step.eventbus.consume.
+type consumeStep struct {
+	p   *Plugin
+	b   *broker
+	cfg stepConfig[*eventbusv1.ConsumeStepConfig]
+}
+
+func (s *consumeStep) Execute(ctx context.Context, in StepInput) (map[string]any, error) {
+	cfg, err := s.cfg.get(in)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.GetConsumer() == "" {
+		return nil, fmt.Errorf("%w: config.consumer is required: the durable consumer to read", ErrConfig)
+	}
+	if err := checkBatch(cfg.GetBatchSize()); err != nil {
+		return nil, err
+	}
+	stream := cfg.GetStreamName()
+	if stream == "" {
+		cm := s.p.consumer(cfg.GetConsumer())
+		if cm == nil {
+			return nil, fmt.Errorf("%w: config.stream_name is required: no %s module declares consumer %s", ErrConfig, TypeConsumer, cfg.GetConsumer())
+		}
+		stream = cm.settings.Stream
+	}
+	opts := bus.FetchOptions{Batch: int(cfg.GetBatchSize()), MaxWait: duration(cfg.GetMaxWait())}
+	if opts.Batch == 0 {
+		opts.Batch = defaultConsumeBatch
+	}
+	if opts.MaxWait == 0 {
+		opts.MaxWait = defaultConsumeWait
+	}
+	jb, err := s.b.running()
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := jb.Fetch(ctx, stream, cfg.GetConsumer(), opts)
+	if err != nil {
+		return nil, fmt.Errorf("consume from %s/%s: %w", stream, cfg.GetConsumer(), err)
+	}
+	out := make([]any, len(msgs))
+	for i, m := range msgs {
+		out[i] = messageData(m)
+	}
+	return map[string]any{"messages": out, "count": float64(len(msgs))}, nil
+}
+
+// settleStep is step.eventbus.ack, nak, term and in_progress.
+type settleStep struct {
+	p    *Plugin
+	kind string
+	cfg  stepConfig[*eventbusv1.SettleStepConfig]
+}
+
+func (s *settleStep) Execute(ctx context.Context, in StepInput) (map[string]any, error) {
+	cfg, err := s.cfg.get(in)
+	if err != nil {
+		return nil, err
+	}
+	token := cfg.GetAckToken()
+	if token == "" {
+		v, _ := in.Current("ack_token")
+		token, _ = v.(string)
+	}
+	if token == "" {
+		return nil, fmt.Errorf("%w: config.ack_token is required (or run the step in a pipeline of %s, whose message carries ack_token)", ErrConfig, TriggerSubscribe)
+	}
+	if err := s.p.settle(ctx, cfg.GetBrokerRef(), token, func(st bus.Settler) error {
+		switch s.kind {
+		case StepAck:
+			return st.Ack(ctx, token)
+		case StepNak:
+			return st.Nak(ctx, token, duration(cfg.GetDelay()))
+		case StepTerm:
+			return st.Term(ctx, token, cfg.GetReason())
+		default:
+			return st.InProgress(ctx, token)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	switch s.kind {
+	case StepAck:
+		s.p.metrics.Settled("ack")
+	case StepNak:
+		s.p.metrics.Settled("nak")
+	case StepTerm:
+		s.p.metrics.Settled("term")
+	}
+	return map[string]any{}, nil
+}
+
+// settle runs do against the broker that issued token: the named one, or
+// the first whose signature check accepts the token.
+func (p *Plugin) settle(ctx context.Context, brokerRef, token string, do func(bus.Settler) error) error {
+	if brokerRef != "" {
+		b, err := p.broker(brokerRef)
+		if err != nil {
+			return err
+		}
+		jb, err := b.running()
+		if err != nil {
+			return err
+		}
+		return do(jb)
+	}
+	brokers := p.allBrokers()
+	if len(brokers) == 0 {
+		return fmt.Errorf("%w: no %s module is declared", ErrUnknownRef, TypeBroker)
+	}
+	var lastErr error
+	for _, b := range brokers {
+		jb, err := b.running()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		err = do(jb)
+		if !errors.Is(err, bus.ErrInvalidToken) {
+			return err
+		}
+		lastErr = err
+	}
+	return lastErr
+}

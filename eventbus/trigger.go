@@ -1,0 +1,326 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wfeventbus/eventbus/bus"
+	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
+)
+
+// Headers a dead-lettered message carries besides its own.
+const (
+	HeaderError         = "Eventbus-Error"
+	HeaderDeliveryCount = "Eventbus-Delivery-Count"
+	HeaderSubject       = "Eventbus-Subject"
+	HeaderStream        = "Eventbus-Stream"
+	HeaderSequence      = "Eventbus-Sequence"
+)
+
+const (
+	defaultBackoffStart = time.Second
+	defaultBackoffMax   = time.Minute
+	defaultAckWait      = 30 * time.Second
+	deadLetterAttempts  = 3
+)
+
+// subscribeTrigger is trigger.eventbus.subscribe: it runs its pipeline once
+// per message of a durable consumer. Success acks the message; failure naks
+// it with backoff; the last allowed delivery that fails is published to the
+// dead-letter subject (when set) and terminated. While a pipeline runs longer
+// than half the ack wait, the delivery is kept alive with in_progress.
+type subscribeTrigger struct {
+	p         *Plugin
+	workflow  string
+	run       RunFunc
+	brokerRef string
+	settings  consumerSettings
+	opts      bus.SubscribeOptions
+	log       *slog.Logger
+
+	// Set at Start from the consumer as the broker has it.
+	ackWait    time.Duration
+	maxDeliver int
+
+	mu     sync.Mutex
+	sub    bus.Subscription
+	cancel context.CancelFunc
+}
+
+// CreateTrigger creates a trigger of type typ that runs workflowType (the
+// engine's pipeline:<name>) through run.
+func (p *Plugin) CreateTrigger(_ context.Context, typ, workflowType string, config map[string]any, run RunFunc) (Trigger, error) {
+	if typ != TriggerSubscribe {
+		return nil, fmt.Errorf("%w: trigger type %q (known: %s)", ErrUnknownType, typ, TriggerSubscribe)
+	}
+	t, err := p.newSubscribeTrigger(workflowType, config, run)
+	if err != nil {
+		return nil, fmt.Errorf("trigger %s for %s: %w", typ, workflowType, err)
+	}
+	return t, nil
+}
+
+func (p *Plugin) newSubscribeTrigger(workflowType string, config map[string]any, run RunFunc) (*subscribeTrigger, error) {
+	if run == nil {
+		return nil, fmt.Errorf("%w: no pipeline runner", ErrConfig)
+	}
+	cfg := &eventbusv1.SubscribeTriggerConfig{}
+	if err := decode(config, cfg, "config", false); err != nil {
+		return nil, err
+	}
+	durable, err := oneOf("name", cfg.GetName(), "consumer", cfg.GetConsumer())
+	if err != nil {
+		return nil, err
+	}
+	if durable == "" {
+		return nil, fmt.Errorf("%w: config.name (or consumer) is required: the durable consumer to read", ErrConfig)
+	}
+	brokerRef, err := oneOf("broker_ref", cfg.GetBrokerRef(), "bus", cfg.GetBus())
+	if err != nil {
+		return nil, err
+	}
+	if cfg.GetConcurrency() < 0 {
+		return nil, fmt.Errorf("%w: config.concurrency must be 1 or more, got %d", ErrConfig, cfg.GetConcurrency())
+	}
+	t := &subscribeTrigger{
+		p:         p,
+		workflow:  workflowType,
+		run:       run,
+		brokerRef: brokerRef,
+		opts:      bus.SubscribeOptions{Concurrency: max(1, int(cfg.GetConcurrency())), OrderedBySubject: cfg.GetOrderedBySubject()},
+		log:       p.log.With("trigger", TriggerSubscribe, "workflow", workflowType, "consumer", durable),
+	}
+	if cm := p.consumer(durable); cm != nil {
+		// The consumer module owns the consumer's settings; the trigger may
+		// only restate its stream.
+		if s := cfg.GetStreamName(); s != "" && s != cm.settings.Stream {
+			return nil, fmt.Errorf("%w: config.stream_name %q differs from stream %q of consumer module %s", ErrConfig, s, cm.settings.Stream, cm.module)
+		}
+		t.settings = cm.settings
+		if t.brokerRef == "" {
+			t.brokerRef = cm.brokerRef
+		}
+	} else {
+		if cfg.GetStreamName() == "" {
+			return nil, fmt.Errorf("%w: config.stream_name is required: no %s module declares consumer %s", ErrConfig, TypeConsumer, durable)
+		}
+		t.settings = consumerSettingsFromTrigger(cfg, durable, cfg.GetStreamName())
+		if err := t.settings.validate(); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := p.broker(t.brokerRef); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// oneOf returns the value of a field or of its alias; both set and different
+// is an error.
+func oneOf(name, v, alias, av string) (string, error) {
+	if v != "" && av != "" && v != av {
+		return "", fmt.Errorf("%w: config.%s %q and config.%s %q name different things; set one", ErrConfig, name, v, alias, av)
+	}
+	if v != "" {
+		return v, nil
+	}
+	return av, nil
+}
+
+// Start ensures the broker, stream and consumer and starts consuming on a
+// context of the trigger's own: ctx only bounds the start-up.
+func (t *subscribeTrigger) Start(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.sub != nil {
+		return nil
+	}
+	if err := t.p.ensureConsumer(ctx, t.brokerRef, t.settings); err != nil {
+		return fmt.Errorf("trigger for %s: %w", t.workflow, err)
+	}
+	b, err := t.p.broker(t.brokerRef)
+	if err != nil {
+		return err
+	}
+	jb, err := b.running()
+	if err != nil {
+		return err
+	}
+	info, err := jb.ConsumerInfo(ctx, t.settings.Stream, t.settings.Durable)
+	if err != nil {
+		return fmt.Errorf("trigger for %s: %w", t.workflow, err)
+	}
+	t.ackWait = info.Config.AckWait
+	if t.ackWait <= 0 {
+		t.ackWait = defaultAckWait
+	}
+	t.maxDeliver = info.Config.MaxDeliver
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	sub, err := jb.Subscribe(runCtx, t.settings.Stream, t.settings.Durable, t.handle, t.opts)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("trigger for %s: subscribe: %w", t.workflow, err)
+	}
+	t.sub, t.cancel = sub, cancel
+	t.log.Info("subscribed", "stream", t.settings.Stream, "concurrency", t.opts.Concurrency, "ack_wait", t.ackWait, "max_deliver", t.maxDeliver)
+	return nil
+}
+
+// Stop stops taking messages, lets running pipelines finish until ctx is
+// done, then cancels them. Idempotent.
+func (t *subscribeTrigger) Stop(ctx context.Context) error {
+	t.mu.Lock()
+	sub, cancel := t.sub, t.cancel
+	t.sub, t.cancel = nil, nil
+	t.mu.Unlock()
+	if sub == nil {
+		return nil
+	}
+	err := sub.Stop(ctx)
+	cancel()
+	return err
+}
+
+// handle runs the pipeline for one message and settles it.
+func (t *subscribeTrigger) handle(ctx context.Context, msg *bus.Message) {
+	stopKeepAlive := t.keepAlive(ctx, msg)
+	start := time.Now()
+	err := t.run(ctx, messageData(msg))
+	stopKeepAlive()
+	t.p.metrics.PipelineRun(t.workflow, err == nil, time.Since(start))
+	if err == nil {
+		t.settle(ctx, msg, "ack", msg.Ack(ctx))
+		return
+	}
+	t.failed(ctx, msg, err)
+}
+
+// keepAlive sends in_progress every half ack wait until the returned func is
+// called.
+func (t *subscribeTrigger) keepAlive(ctx context.Context, msg *bus.Message) func() {
+	half := t.ackWait / 2
+	var (
+		done  atomic.Bool
+		timer *time.Timer
+		mu    sync.Mutex
+	)
+	mu.Lock()
+	timer = time.AfterFunc(half, func() {
+		if done.Load() {
+			return
+		}
+		if err := msg.InProgress(ctx); err != nil {
+			t.log.Warn("in_progress failed", "subject", msg.Subject, "sequence", msg.StreamSequence, "error", err)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !done.Load() {
+			timer.Reset(half)
+		}
+	})
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		done.Store(true)
+		timer.Stop()
+	}
+}
+
+// failed naks the message with backoff, or dead-letters and terminates it on
+// its last allowed delivery.
+func (t *subscribeTrigger) failed(ctx context.Context, msg *bus.Message, runErr error) {
+	log := t.log.With("subject", msg.Subject, "sequence", msg.StreamSequence, "delivery", msg.DeliveryCount)
+	if t.maxDeliver <= 0 || int(msg.DeliveryCount) < t.maxDeliver {
+		delay := t.backoff(int(msg.DeliveryCount))
+		log.Warn("pipeline failed; message will be redelivered", "error", runErr, "delay", delay)
+		t.settle(ctx, msg, "nak", msg.Nak(ctx, delay))
+		return
+	}
+	if t.settings.DeadLetter != "" {
+		if err := t.deadLetter(ctx, msg, runErr); err != nil {
+			// The message stays in the stream, unsettled: nothing is lost,
+			// and the broker reports it as having reached max_deliver.
+			log.Error("dead-letter publish failed; message left in its stream", "dead_letter_subject", t.settings.DeadLetter, "error", err)
+			return
+		}
+	}
+	log.Error("pipeline failed on the last allowed delivery; message terminated", "error", runErr, "dead_letter_subject", t.settings.DeadLetter)
+	reason := fmt.Sprintf("max_deliver %d reached: %v", t.maxDeliver, runErr)
+	t.settle(ctx, msg, "term", msg.Term(ctx, reason))
+}
+
+func (t *subscribeTrigger) deadLetter(ctx context.Context, msg *bus.Message, runErr error) error {
+	b, err := t.p.broker(t.brokerRef)
+	if err != nil {
+		return err
+	}
+	jb, err := b.running()
+	if err != nil {
+		return err
+	}
+	h := make(bus.Headers, len(msg.Headers)+5)
+	for k, v := range msg.Headers {
+		h[k] = v
+	}
+	h.Set(HeaderError, runErr.Error())
+	h.Set(HeaderDeliveryCount, strconv.FormatUint(msg.DeliveryCount, 10))
+	h.Set(HeaderSubject, msg.Subject)
+	h.Set(HeaderStream, msg.Stream)
+	h.Set(HeaderSequence, strconv.FormatUint(msg.StreamSequence, 10))
+	out := bus.OutgoingMessage{
+		Subject: t.settings.DeadLetter,
+		Payload: msg.Payload,
+		Headers: h,
+		// A retried dead-letter publish is stored once.
+		MsgID: "dlq:" + msg.Stream + ":" + strconv.FormatUint(msg.StreamSequence, 10),
+	}
+	for attempt := 1; ; attempt++ {
+		_, err = jb.Publish(ctx, out)
+		if err == nil {
+			t.p.metrics.DeadLettered(t.settings.DeadLetter)
+			return nil
+		}
+		if attempt == deadLetterAttempts || errors.Is(err, bus.ErrNoStream) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * time.Second):
+		}
+	}
+}
+
+// backoff is the redelivery delay after the given failed delivery: the
+// consumer's backoff list (its last entry repeating), else doubling from one
+// second up to a minute.
+func (t *subscribeTrigger) backoff(delivery int) time.Duration {
+	if n := len(t.settings.Backoff); n > 0 {
+		return t.settings.Backoff[min(max(delivery, 1), n)-1]
+	}
+	d := defaultBackoffStart
+	for i := 1; i < delivery && d < defaultBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, defaultBackoffMax)
+}
+
+// settle records a settlement. A stale token means a step of the pipeline
+// already settled the message, which is fine.
+func (t *subscribeTrigger) settle(_ context.Context, msg *bus.Message, kind string, err error) {
+	switch {
+	case err == nil:
+		t.p.metrics.Settled(kind)
+	case errors.Is(err, bus.ErrStaleToken):
+	default:
+		t.log.Warn(kind+" failed; the message will be redelivered after its ack wait", "subject", msg.Subject, "sequence", msg.StreamSequence, "error", err)
+	}
+}

@@ -1,0 +1,85 @@
+package pluginserver
+
+import (
+	"context"
+
+	"github.com/wfeventbus/eventbus/eventbus"
+	pluginv1 "github.com/wfeventbus/eventbus/gen/workflow/plugin/v1"
+	"github.com/wfeventbus/eventbus/wfplugin"
+)
+
+// Name is the plugin's name in its manifest.
+const Name = "workflow-plugin-eventbus"
+
+// Manifest describes the plugin at version (MAJOR.MINOR.PATCH).
+func Manifest(version string) wfplugin.Manifest {
+	return wfplugin.Manifest{
+		Name:        Name,
+		Version:     version,
+		Author:      "wfeventbus",
+		Description: "Durable messaging for workflow pipelines on NATS JetStream: broker, stream and consumer modules, publish/consume/settle steps and a subscribe trigger.",
+	}
+}
+
+// Server adapts an eventbus.Plugin to wfplugin.Plugin.
+type Server struct {
+	core     *eventbus.Plugin
+	manifest wfplugin.Manifest
+}
+
+var _ wfplugin.Plugin = (*Server)(nil)
+
+// New returns a Server for core that reports version in its manifest.
+func New(core *eventbus.Plugin, version string) *Server {
+	return &Server{core: core, manifest: Manifest(version)}
+}
+
+// Manifest describes the plugin.
+func (s *Server) Manifest() wfplugin.Manifest { return s.manifest }
+
+// ModuleTypes lists the module types, aliases included.
+func (s *Server) ModuleTypes() []string { return eventbus.ModuleTypes() }
+
+// StepTypes lists the step types.
+func (s *Server) StepTypes() []string { return eventbus.StepTypes() }
+
+// TriggerTypes lists the trigger types.
+func (s *Server) TriggerTypes() []string { return eventbus.TriggerTypes() }
+
+// Contracts declares the typed contracts.
+func (s *Server) Contracts() *pluginv1.ContractRegistry { return Contracts() }
+
+// CreateModule creates a module from its Struct config.
+func (s *Server) CreateModule(ctx context.Context, spec wfplugin.ModuleSpec) (wfplugin.Module, error) {
+	return s.core.CreateModule(ctx, spec.Type, spec.Name, spec.ConfigMap())
+}
+
+// CreateStep creates a step from its untemplated config.
+func (s *Server) CreateStep(ctx context.Context, spec wfplugin.StepSpec) (wfplugin.Step, error) {
+	st, err := s.core.CreateStep(ctx, spec.Type, spec.Name, spec.ConfigMap())
+	if err != nil {
+		return nil, err
+	}
+	return step{st}, nil
+}
+
+// CreateTrigger creates a trigger that fires cb's workflow.
+func (s *Server) CreateTrigger(ctx context.Context, spec wfplugin.TriggerSpec, cb wfplugin.Callback) (wfplugin.Trigger, error) {
+	return s.core.CreateTrigger(ctx, spec.Type, spec.WorkflowType, spec.ConfigMap(), cb.TriggerWorkflow)
+}
+
+type step struct{ eventbus.Step }
+
+func (s step) Execute(ctx context.Context, req *wfplugin.StepRequest) (*wfplugin.StepResult, error) {
+	out, err := s.Step.Execute(ctx, stepInput{req})
+	if err != nil {
+		return nil, err
+	}
+	return &wfplugin.StepResult{Output: out}, nil
+}
+
+// stepInput reads a request's config and current data only when asked.
+type stepInput struct{ req *wfplugin.StepRequest }
+
+func (in stepInput) Config() map[string]any         { return in.req.Config() }
+func (in stepInput) Current(key string) (any, bool) { return in.req.CurrentValue(key) }

@@ -1,0 +1,58 @@
+package runner
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DefaultShutdownTimeout is how long Stop lets in-flight runs finish
+// before cancelling them, unless WithShutdownTimeout says otherwise.
+const DefaultShutdownTimeout = 30 * time.Second
+
+// Option configures a Runner.
+type Option func(*options) error
+
+type options struct {
+	shutdownTimeout time.Duration
+	registerer      prometheus.Registerer
+	now             func() time.Time
+}
+
+// WithShutdownTimeout sets how long Stop waits for in-flight runs before
+// cancelling them; it must be positive.
+func WithShutdownTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: WithShutdownTimeout: %v is not positive", ErrInvalidOption, d)
+		}
+		o.shutdownTimeout = d
+		return nil
+	}
+}
+
+// WithRegisterer registers the runner's metrics
+// (eventbus_pipeline_runs_total, eventbus_pipeline_run_seconds) with reg.
+// Without it the metrics are kept but not exported.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(o *options) error {
+		if reg == nil {
+			return fmt.Errorf("%w: WithRegisterer: nil registerer", ErrInvalidOption)
+		}
+		o.registerer = reg
+		return nil
+	}
+}
+
+// WithClock sets the clock of run metadata (started_at) and of the now
+// template function.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) error {
+		if now == nil {
+			return fmt.Errorf("%w: WithClock: nil clock", ErrInvalidOption)
+		}
+		o.now = now
+		return nil
+	}
+}

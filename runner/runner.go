@@ -1,0 +1,467 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// state is where a Runner is in its life.
+type state int
+
+const (
+	stateNew      state = iota // built, not started
+	stateStarting              // Start is creating and starting things
+	stateRunning               // triggers may fire
+	stateStopping              // Stop is draining
+	stateStopped               // done; nothing may run
+)
+
+// Runner runs the pipelines of one app config on one plugin. Build it with
+// New, then Start it; it serves TriggerWorkflow until Stop. A Runner runs
+// once. Its methods are safe for concurrent use.
+type Runner struct {
+	cfg     *Config
+	plugin  Plugin
+	log     *slog.Logger
+	opts    options
+	metrics *metrics
+	render  *renderer
+
+	pipelines map[string]*pipelineRuntime // by name
+
+	// lifecycle serialises Start and Stop.
+	lifecycle sync.Mutex
+	modules   []*handle // in start order
+	triggers  []*handle // in creation order
+
+	mu       sync.Mutex
+	state    state
+	inflight sync.WaitGroup
+	stopErr  error
+	done     chan struct{}
+
+	// runCtx is the parent of every run; cancelled when the shutdown
+	// timeout expires.
+	runCtx     context.Context
+	cancelRuns context.CancelCauseFunc
+}
+
+// handle is a plugin instance the runner created.
+type handle struct {
+	what    string // "module bus (eventbus.broker)", for messages
+	id      string
+	started bool
+}
+
+// pipelineRuntime is a pipeline with the handles of its plugin steps.
+type pipelineRuntime struct {
+	cfg          *Pipeline
+	steps        []*stepRuntime
+	compensation []*stepRuntime
+}
+
+type stepRuntime struct {
+	cfg *Step
+	// config is the raw config the step runs with: the user's keys plus
+	// _config_dir when known.
+	config map[string]any
+	// handle is the plugin's step handle; "" for built-in steps.
+	handle string
+}
+
+// New validates cfg against the plugin's catalog and returns a Runner
+// ready to Start. Problems of the config come back as a *ConfigError
+// (matching ErrInvalidConfig). New calls p.Catalog and nothing else on
+// the plugin. A nil logger discards logs. cfg must not be modified
+// afterwards.
+func New(cfg *Config, p Plugin, logger *slog.Logger, opts ...Option) (*Runner, error) {
+	if cfg == nil {
+		return nil, fmt.Errorf("%w: nil config", ErrInvalidOption)
+	}
+	if p == nil {
+		return nil, fmt.Errorf("%w: nil plugin", ErrInvalidOption)
+	}
+	o := options{shutdownTimeout: DefaultShutdownTimeout, now: time.Now}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cat := p.Catalog()
+	for _, list := range [][]string{cat.ModuleTypes, cat.StepTypes, cat.TriggerTypes} {
+		for _, t := range list {
+			if isBuiltinStep(t) {
+				return nil, fmt.Errorf("%w: the plugin declares %q", ErrTypeConflict, t)
+			}
+		}
+	}
+	if err := Validate(cfg, cat); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(o.registerer)
+	if err != nil {
+		return nil, fmt.Errorf("runner: register metrics: %w", err)
+	}
+	r := &Runner{
+		cfg:       cfg,
+		plugin:    p,
+		log:       logger,
+		opts:      o,
+		metrics:   m,
+		render:    newRenderer(o.now),
+		pipelines: make(map[string]*pipelineRuntime, len(cfg.Pipelines)),
+		done:      make(chan struct{}),
+	}
+	r.runCtx, r.cancelRuns = context.WithCancelCause(context.Background())
+	for i := range cfg.Pipelines {
+		pl := &cfg.Pipelines[i]
+		rt := &pipelineRuntime{cfg: pl}
+		for j := range pl.Steps {
+			rt.steps = append(rt.steps, r.stepRuntime(&pl.Steps[j]))
+		}
+		for j := range pl.Compensation {
+			rt.compensation = append(rt.compensation, r.stepRuntime(&pl.Compensation[j]))
+		}
+		r.pipelines[pl.Name] = rt
+	}
+	return r, nil
+}
+
+func (r *Runner) stepRuntime(s *Step) *stepRuntime {
+	return &stepRuntime{cfg: s, config: r.withConfigDir(s.Config)}
+}
+
+// withConfigDir returns a copy of cfg with _config_dir added, as the
+// engine passes it, when the config's directory is known.
+func (r *Runner) withConfigDir(cfg map[string]any) map[string]any {
+	out := maps.Clone(cfg)
+	if out == nil {
+		out = map[string]any{}
+	}
+	if r.cfg.Dir != "" {
+		out["_config_dir"] = r.cfg.Dir
+	}
+	return out
+}
+
+// Start brings the app up in the engine's order: CreateModule for every
+// module (dependencies first, declaration order otherwise), InitModule
+// for each, CreateTrigger for the top-level triggers, then per pipeline
+// CreateStep for each plugin step (raw config) and CreateTrigger
+// (workflow type "pipeline:<name>"); then StartModule for every module
+// and StartTrigger for every trigger. Pipelines may run as soon as the
+// first trigger has started. If anything fails, what was started is
+// stopped again and the error (matching ErrLifecycle) is returned; the
+// Runner is then stopped.
+func (r *Runner) Start(ctx context.Context) error {
+	r.lifecycle.Lock()
+	defer r.lifecycle.Unlock()
+	r.mu.Lock()
+	if r.state != stateNew {
+		r.mu.Unlock()
+		return ErrAlreadyStarted
+	}
+	r.state = stateStarting
+	r.mu.Unlock()
+
+	if err := r.start(ctx); err != nil {
+		stopErr := r.shutdown(ctx)
+		r.finish(stopErr)
+		if stopErr != nil {
+			return errors.Join(err, stopErr)
+		}
+		return err
+	}
+	return nil
+}
+
+func (r *Runner) start(ctx context.Context) error {
+	for _, m := range moduleOrder(r.cfg.Modules) {
+		what := fmt.Sprintf("module %s (%s)", m.Name, m.Type)
+		id, err := r.plugin.CreateModule(ctx, m.Type, m.Name, r.withConfigDir(m.Config))
+		if err != nil {
+			return fmt.Errorf("%w: create %s: %w", ErrLifecycle, what, err)
+		}
+		r.modules = append(r.modules, &handle{what: what, id: id})
+	}
+	for _, h := range r.modules {
+		if err := r.plugin.InitModule(ctx, h.id); err != nil {
+			return fmt.Errorf("%w: init %s: %w", ErrLifecycle, h.what, err)
+		}
+	}
+	for i := range r.cfg.Triggers {
+		t := &r.cfg.Triggers[i]
+		wt, _ := t.Config["workflowType"].(string)
+		if err := r.createTrigger(ctx, t.Type, wt, t.Config); err != nil {
+			return err
+		}
+	}
+	for i := range r.cfg.Pipelines {
+		rt := r.pipelines[r.cfg.Pipelines[i].Name]
+		for _, s := range slices.Concat(rt.steps, rt.compensation) {
+			if isBuiltinStep(s.cfg.Type) {
+				continue
+			}
+			id, err := r.plugin.CreateStep(ctx, s.cfg.Type, s.cfg.Name, maps.Clone(s.config))
+			if err != nil {
+				return fmt.Errorf("%w: create step %s (%s) of pipeline %s: %w", ErrLifecycle, s.cfg.Name, s.cfg.Type, rt.cfg.Name, err)
+			}
+			s.handle = id
+		}
+		if t := rt.cfg.Trigger; t != nil {
+			if err := r.createTrigger(ctx, t.Type, "pipeline:"+rt.cfg.Name, t.Config); err != nil {
+				return err
+			}
+		}
+	}
+	for _, h := range r.modules {
+		if err := r.plugin.StartModule(ctx, h.id); err != nil {
+			return fmt.Errorf("%w: start %s: %w", ErrLifecycle, h.what, err)
+		}
+		h.started = true
+	}
+	r.mu.Lock()
+	r.state = stateRunning
+	r.mu.Unlock()
+	for _, h := range r.triggers {
+		if err := r.plugin.StartTrigger(ctx, h.id); err != nil {
+			return fmt.Errorf("%w: start %s: %w", ErrLifecycle, h.what, err)
+		}
+		h.started = true
+	}
+	r.log.Info("runner started", "modules", len(r.modules), "pipelines", len(r.pipelines), "triggers", len(r.triggers))
+	return nil
+}
+
+// createTrigger creates a trigger firing workflowType; its config gets
+// the workflowType key, overwriting any the user wrote.
+func (r *Runner) createTrigger(ctx context.Context, typ, workflowType string, cfg map[string]any) error {
+	what := fmt.Sprintf("trigger %s (%s)", workflowType, typ)
+	c := maps.Clone(cfg)
+	if c == nil {
+		c = map[string]any{}
+	}
+	c["workflowType"] = workflowType
+	id, err := r.plugin.CreateTrigger(ctx, typ, workflowType, c)
+	if err != nil {
+		return fmt.Errorf("%w: create %s: %w", ErrLifecycle, what, err)
+	}
+	if id == "" {
+		return fmt.Errorf("%w: create %s: the plugin returned an empty handle", ErrLifecycle, what)
+	}
+	// A plugin answers the same handle for the same trigger created twice;
+	// it is started and stopped once.
+	for _, h := range r.triggers {
+		if h.id == id {
+			return nil
+		}
+	}
+	r.triggers = append(r.triggers, &handle{what: what, id: id})
+	return nil
+}
+
+// moduleOrder returns the modules in creation order: each after the
+// modules it depends on, otherwise in declaration order. Validate has
+// ruled out cycles and unknown names; a module that is part of one
+// anyway comes last, in declaration order.
+func moduleOrder(mods []Module) []*Module {
+	index := map[string]int{}
+	for i := range mods {
+		if _, dup := index[mods[i].Name]; !dup {
+			index[mods[i].Name] = i
+		}
+	}
+	placed := make([]bool, len(mods))
+	out := make([]*Module, 0, len(mods))
+	for len(out) < len(mods) {
+		progress := false
+		for i := range mods {
+			if placed[i] {
+				continue
+			}
+			ready := true
+			for _, dep := range mods[i].DependsOn {
+				if j, ok := index[dep]; ok && j != i && !placed[j] {
+					ready = false
+					break
+				}
+			}
+			if ready {
+				placed[i] = true
+				out = append(out, &mods[i])
+				progress = true
+				break
+			}
+		}
+		if !progress {
+			for i := range mods {
+				if !placed[i] {
+					placed[i] = true
+					out = append(out, &mods[i])
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Stop shuts the app down: it stops every trigger (last created first),
+// lets in-flight runs finish for up to the shutdown timeout, cancels the
+// runs still going (they fail with ErrShutdown), and stops every started
+// module in reverse start order. It does not stop the plugin process;
+// the caller does that afterwards. Stop is idempotent; ctx bounds the
+// calls to the plugin and the wait for runs. The error joins every stop
+// call that failed.
+func (r *Runner) Stop(ctx context.Context) error {
+	r.lifecycle.Lock()
+	defer r.lifecycle.Unlock()
+	r.mu.Lock()
+	switch r.state {
+	case stateStopped:
+		err := r.stopErr
+		r.mu.Unlock()
+		return err
+	case stateNew:
+		r.mu.Unlock()
+		r.finish(nil)
+		return nil
+	}
+	r.mu.Unlock()
+	err := r.shutdown(ctx)
+	r.finish(err)
+	return err
+}
+
+// shutdown stops triggers, drains runs and stops modules.
+func (r *Runner) shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.state = stateStopping
+	r.mu.Unlock()
+	var errs []error
+	for _, h := range slices.Backward(r.triggers) {
+		if !h.started {
+			continue
+		}
+		if err := r.plugin.StopTrigger(ctx, h.id); err != nil {
+			errs = append(errs, fmt.Errorf("%w: stop %s: %w", ErrLifecycle, h.what, err))
+		}
+		h.started = false
+	}
+	r.drain(ctx)
+	for _, h := range slices.Backward(r.modules) {
+		if !h.started {
+			continue
+		}
+		if err := r.plugin.StopModule(ctx, h.id); err != nil {
+			errs = append(errs, fmt.Errorf("%w: stop %s: %w", ErrLifecycle, h.what, err))
+		}
+		h.started = false
+	}
+	if len(errs) > 0 {
+		err := errors.Join(errs...)
+		r.log.Warn("runner stopped with errors", "error", err)
+		return err
+	}
+	r.log.Info("runner stopped")
+	return nil
+}
+
+// drain waits for in-flight runs: up to the shutdown timeout, then it
+// cancels them and waits for them to return, as long as ctx allows.
+func (r *Runner) drain(ctx context.Context) {
+	drained := make(chan struct{})
+	go func() {
+		r.inflight.Wait()
+		close(drained)
+	}()
+	timer := time.NewTimer(r.opts.shutdownTimeout)
+	defer timer.Stop()
+	select {
+	case <-drained:
+		return
+	case <-timer.C:
+		r.log.Warn("shutdown timeout expired; cancelling in-flight runs", "timeout", r.opts.shutdownTimeout)
+	case <-ctx.Done():
+		r.log.Warn("stop context ended; cancelling in-flight runs", "error", ctx.Err())
+	}
+	r.cancelRuns(ErrShutdown)
+	select {
+	case <-drained:
+	case <-ctx.Done():
+	}
+}
+
+// finish marks the runner stopped.
+func (r *Runner) finish(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state == stateStopped {
+		return
+	}
+	r.state = stateStopped
+	r.stopErr = err
+	r.cancelRuns(ErrShutdown)
+	close(r.done)
+}
+
+// Done is closed once the runner has stopped (after Stop, or after a
+// failed Start).
+func (r *Runner) Done() <-chan struct{} { return r.done }
+
+// Wait blocks until the runner has stopped and returns Stop's error, or
+// returns ctx's error if ctx ends first.
+func (r *Runner) Wait(ctx context.Context) error {
+	select {
+	case <-r.done:
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.stopErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TriggerWorkflow runs the pipeline that workflowType names
+// ("pipeline:<name>", or the bare name) once with data as its trigger
+// data, and returns when the run has finished: nil when it succeeded, an
+// error (a *StepError matching ErrStepFailed) when it failed, so that the
+// trigger can nak the message. action is ignored, as pipelines ignore it
+// in the engine. It fails with ErrUnknownWorkflow for a name that is no
+// pipeline and ErrNotRunning outside Start..Stop. Runs execute on the
+// caller's goroutine; any number may run at once. data is owned by the
+// run from then on.
+func (r *Runner) TriggerWorkflow(ctx context.Context, workflowType, action string, data map[string]any) error {
+	rt := r.pipelines[workflowType]
+	if rt == nil {
+		if name, ok := strings.CutPrefix(workflowType, "pipeline:"); ok {
+			rt = r.pipelines[name]
+		}
+	}
+	if rt == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownWorkflow, workflowType)
+	}
+	r.mu.Lock()
+	if r.state != stateRunning {
+		r.mu.Unlock()
+		return fmt.Errorf("%w: pipeline %s not run", ErrNotRunning, rt.cfg.Name)
+	}
+	r.inflight.Add(1)
+	r.mu.Unlock()
+	defer r.inflight.Done()
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(r.runCtx, func() { cancel(context.Cause(r.runCtx)) })
+	defer stop()
+	return r.run(runCtx, rt, data)
+}

@@ -1,0 +1,119 @@
+package wfplugin
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+)
+
+// maxLineBytes bounds a buffered partial line, so a plugin that writes
+// without newlines cannot grow the host's memory.
+const maxLineBytes = 64 << 10
+
+// stderrTail forwards a plugin's stderr lines to a logger and keeps the
+// last lines for crash reports.
+type stderrTail struct {
+	log *slog.Logger
+
+	mu    sync.Mutex
+	lines []string // ring buffer
+	next  int
+	full  bool
+}
+
+func newStderrTail(log *slog.Logger, keep int) *stderrTail {
+	return &stderrTail{log: log, lines: make([]string, keep)}
+}
+
+// writer returns an io.Writer for one stream. Each stream keeps its own
+// partial line so two streams never splice their lines.
+func (t *stderrTail) writer(stream string) *lineWriter {
+	return &lineWriter{tail: t, stream: stream}
+}
+
+func (t *stderrTail) line(stream, l string) {
+	l = strings.TrimRight(l, "\r")
+	if l == "" {
+		return
+	}
+	t.mu.Lock()
+	t.lines[t.next] = l
+	t.next = (t.next + 1) % len(t.lines)
+	if t.next == 0 {
+		t.full = true
+	}
+	t.mu.Unlock()
+	t.log.Log(context.Background(), levelOfLine(l), l, "stream", stream)
+}
+
+// snapshot returns the kept lines, oldest first.
+func (t *stderrTail) snapshot() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.full {
+		return append([]string(nil), t.lines[:t.next]...)
+	}
+	out := make([]string, 0, len(t.lines))
+	out = append(out, t.lines[t.next:]...)
+	return append(out, t.lines[:t.next]...)
+}
+
+// levelOfLine guesses the level of a log line written by slog (text or
+// JSON), hclog or the Go runtime; anything else is info.
+func levelOfLine(l string) slog.Level {
+	switch {
+	case strings.Contains(l, "level=ERROR"), strings.Contains(l, `"level":"ERROR"`), strings.Contains(l, `"@level":"error"`),
+		strings.Contains(l, "[ERROR]"), strings.HasPrefix(l, "panic: "), strings.HasPrefix(l, "fatal error: "):
+		return slog.LevelError
+	case strings.Contains(l, "level=WARN"), strings.Contains(l, `"level":"WARN"`), strings.Contains(l, `"@level":"warn"`),
+		strings.Contains(l, "[WARN]"):
+		return slog.LevelWarn
+	case strings.Contains(l, "level=DEBUG"), strings.Contains(l, `"level":"DEBUG"`), strings.Contains(l, `"@level":"debug"`),
+		strings.Contains(l, "[DEBUG]"), strings.Contains(l, "[TRACE]"):
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+// lineWriter splits a byte stream into lines for a stderrTail.
+type lineWriter struct {
+	tail   *stderrTail
+	stream string
+
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			w.buf = append(w.buf, p...)
+			if len(w.buf) > maxLineBytes {
+				w.tail.line(w.stream, string(w.buf))
+				w.buf = w.buf[:0]
+			}
+			break
+		}
+		w.buf = append(w.buf, p[:i]...)
+		w.tail.line(w.stream, string(w.buf))
+		w.buf = w.buf[:0]
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// flush emits a pending partial line.
+func (w *lineWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.buf) > 0 {
+		w.tail.line(w.stream, string(w.buf))
+		w.buf = w.buf[:0]
+	}
+}
