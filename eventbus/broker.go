@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -52,7 +53,10 @@ type brokerPlan struct {
 // only place environment variables reach the plugin: EVENTBUS_<NAME>_URI
 // (module name upper-cased, '-' as '_'), then NATS_URL, when the config names
 // no URL.
-func planBroker(name string, cfg *eventbusv1.BrokerConfig, getenv func(string) string) (brokerPlan, error) {
+//
+// A relative embedded store_dir is relative to configDir, the directory of
+// the app config, when the host says what it is.
+func planBroker(name string, cfg *eventbusv1.BrokerConfig, configDir string, getenv func(string) string) (brokerPlan, error) {
 	provider := strings.ToLower(strings.TrimSpace(cfg.GetProvider()))
 	if provider == "" {
 		provider = providerNATS
@@ -120,6 +124,9 @@ func planBroker(name string, cfg *eventbusv1.BrokerConfig, getenv func(string) s
 		if plan.embedded.StoreDir == "" {
 			plan.embedded.StoreDir = defaultStoreDir
 		}
+		if configDir != "" && !filepath.IsAbs(plan.embedded.StoreDir) {
+			plan.embedded.StoreDir = filepath.Join(configDir, plan.embedded.StoreDir)
+		}
 		if plan.embedded.Host == "" {
 			plan.embedded.Host = defaultEmbedHost
 		}
@@ -164,8 +171,8 @@ type broker struct {
 	bus *jetstream.Bus
 }
 
-func newBroker(name string, cfg *eventbusv1.BrokerConfig, getenv func(string) string, log *slog.Logger, opts []jetstream.Option) (*broker, error) {
-	plan, err := planBroker(name, cfg, getenv)
+func newBroker(name string, cfg *eventbusv1.BrokerConfig, configDir string, getenv func(string) string, log *slog.Logger, opts []jetstream.Option) (*broker, error) {
+	plan, err := planBroker(name, cfg, configDir, getenv)
 	if err != nil {
 		return nil, err
 	}

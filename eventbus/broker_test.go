@@ -45,7 +45,7 @@ func TestPlanBroker(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			plan, err := planBroker(c.module, c.cfg, c.getenv)
+			plan, err := planBroker(c.module, c.cfg, "", c.getenv)
 			if c.wantErr != "" {
 				if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("err = %v, want ErrConfig containing %q", err, c.wantErr)
@@ -64,13 +64,24 @@ func TestPlanBroker(t *testing.T) {
 
 func TestPlanBrokerEmbeddedDefaults(t *testing.T) {
 	t.Parallel()
-	plan, err := planBroker("bus", &eventbusv1.BrokerConfig{}, nil)
+	plan, err := planBroker("bus", &eventbusv1.BrokerConfig{}, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := plan.embedded
 	if e.Host != "127.0.0.1" || e.Port != 4222 || e.StoreDir != "./data/eventbus" {
 		t.Fatalf("embedded defaults = %+v", e)
+	}
+	plan, err = planBroker("bus", &eventbusv1.BrokerConfig{}, "/apps/orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plan.embedded.StoreDir; got != "/apps/orders/data/eventbus" {
+		t.Fatalf("store_dir beside the app config = %q", got)
+	}
+	abs := &eventbusv1.BrokerConfig{Embedded: &eventbusv1.EmbeddedConfig{StoreDir: "/var/lib/eventbus"}}
+	if plan, _ = planBroker("bus", abs, "/apps/orders", nil); plan.embedded.StoreDir != "/var/lib/eventbus" {
+		t.Fatalf("absolute store_dir moved: %q", plan.embedded.StoreDir)
 	}
 }
 

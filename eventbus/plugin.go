@@ -178,7 +178,8 @@ func (p *Plugin) CreateModule(_ context.Context, typ, name string, config map[st
 		if err := decode(config, cfg, "config", false); err != nil {
 			return nil, fmt.Errorf("module %s (%s): %w", name, typ, err)
 		}
-		b, err := newBroker(name, cfg, p.getenv, p.log, p.busOpts)
+		configDir, _ := config["_config_dir"].(string)
+		b, err := newBroker(name, cfg, configDir, p.getenv, p.log, p.busOpts)
 		if err != nil {
 			return nil, fmt.Errorf("module %s (%s): %w", name, typ, err)
 		}

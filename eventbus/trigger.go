@@ -168,7 +168,7 @@ func (t *subscribeTrigger) Start(ctx context.Context) error {
 		return fmt.Errorf("trigger for %s: subscribe: %w", t.workflow, err)
 	}
 	t.sub, t.cancel = sub, cancel
-	t.log.Info("subscribed", "stream", t.settings.Stream, "concurrency", t.opts.Concurrency, "ack_wait", t.ackWait, "max_deliver", t.maxDeliver)
+	t.log.Info("subscribed", "stream", t.settings.Stream, "concurrency", t.opts.Concurrency, "ack_wait", t.ackWait.String(), "max_deliver", t.maxDeliver)
 	return nil
 }
 
@@ -240,7 +240,7 @@ func (t *subscribeTrigger) failed(ctx context.Context, msg *bus.Message, runErr 
 	log := t.log.With("subject", msg.Subject, "sequence", msg.StreamSequence, "delivery", msg.DeliveryCount)
 	if t.maxDeliver <= 0 || int(msg.DeliveryCount) < t.maxDeliver {
 		delay := t.backoff(int(msg.DeliveryCount))
-		log.Warn("pipeline failed; message will be redelivered", "error", runErr, "delay", delay)
+		log.Warn("pipeline failed; message will be redelivered", "error", runErr, "delay", delay.String())
 		t.settle(ctx, msg, "nak", msg.Nak(ctx, delay))
 		return
 	}

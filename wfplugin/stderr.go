@@ -3,7 +3,9 @@ package wfplugin
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 )
@@ -45,7 +47,40 @@ func (t *stderrTail) line(stream, l string) {
 		t.full = true
 	}
 	t.mu.Unlock()
+	if msg, level, attrs, ok := parseJSONRecord(l); ok {
+		t.log.LogAttrs(context.Background(), level, msg, attrs...)
+		return
+	}
 	t.log.Log(context.Background(), levelOfLine(l), l, "stream", stream)
+}
+
+// parseJSONRecord reads a line written by slog's JSON handler (or any JSON
+// object with "msg" and "level"), so a plugin's structured logs keep their
+// level and attributes in the host's log instead of arriving as text.
+func parseJSONRecord(l string) (msg string, level slog.Level, attrs []slog.Attr, ok bool) {
+	if !strings.HasPrefix(l, "{") {
+		return "", 0, nil, false
+	}
+	var rec map[string]any
+	if json.Unmarshal([]byte(l), &rec) != nil {
+		return "", 0, nil, false
+	}
+	msg, okMsg := rec["msg"].(string)
+	lv, okLevel := rec["level"].(string)
+	if !okMsg || !okLevel || level.UnmarshalText([]byte(lv)) != nil {
+		return "", 0, nil, false
+	}
+	keys := make([]string, 0, len(rec))
+	for k := range rec {
+		if k != "msg" && k != "level" && k != "time" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		attrs = append(attrs, slog.Any(k, rec[k]))
+	}
+	return msg, level, attrs, true
 }
 
 // snapshot returns the kept lines, oldest first.

@@ -27,7 +27,9 @@ func (s *serverLogger) log(level slog.Level, format string, v []any) {
 	s.l.Log(context.Background(), level, fmt.Sprintf(format, v...))
 }
 
-func (s *serverLogger) Noticef(format string, v ...any) { s.log(slog.LevelInfo, format, v) }
+// Noticef is the server's start-up banner and routine notices: debug, since
+// the process that embeds the server reports what matters itself.
+func (s *serverLogger) Noticef(format string, v ...any) { s.log(slog.LevelDebug, format, v) }
 func (s *serverLogger) Warnf(format string, v ...any)   { s.log(slog.LevelWarn, format, v) }
 func (s *serverLogger) Errorf(format string, v ...any)  { s.log(slog.LevelError, format, v) }
 func (s *serverLogger) Debugf(format string, v ...any)  { s.log(slog.LevelDebug, format, v) }

@@ -9,12 +9,22 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/wfeventbus/eventbus/pluginserver"
 )
 
 func main() {
+	// A host that launches eventbus as its plugin (eventbus run does, with
+	// itself) sets the handshake cookie: serve the plugin instead of the CLI.
+	if os.Getenv(pluginCookieKey) == pluginCookieValue {
+		servePlugin()
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first signal, a second one gets the default behaviour and
 	// ends a shutdown that hangs.
@@ -28,4 +38,14 @@ func main() {
 	})
 	stop()
 	os.Exit(code)
+}
+
+// servePlugin serves the eventbus plugin over the engine's protocol; logs go
+// to stderr as JSON, which the host forwards record by record.
+func servePlugin() {
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := pluginserver.Serve(version, logger, os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "eventbus plugin:", err)
+		os.Exit(1)
+	}
 }

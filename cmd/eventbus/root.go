@@ -97,6 +97,8 @@ func newRootCmd(d deps) *cobra.Command {
 		newSubCmd(d),
 		newStreamsCmd(d),
 		newVersionCmd(d),
+		newRunCmd(d, g),
+		newValidateCmd(d, g),
 	)
 	return root
 }

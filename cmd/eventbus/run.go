@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/wfeventbus/eventbus/runner"
+	"github.com/wfeventbus/eventbus/wfplugin"
+)
+
+// pluginCookie is the handshake cookie a host sets in a plugin's
+// environment; eventbus started with it serves the eventbus plugin.
+const (
+	pluginCookieKey   = "WORKFLOW_PLUGIN"
+	pluginCookieValue = "workflow-external-plugin-v1"
+	// metricsAddrEnv asks the plugin to serve its own metrics at an address.
+	metricsAddrEnv = "EVENTBUS_METRICS_ADDR"
+)
+
+type runOptions struct {
+	plugin          string
+	shutdownTimeout time.Duration
+	metricsAddr     string
+}
+
+func newRunCmd(d deps, g *globals) *cobra.Command {
+	o := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run APP.yaml",
+		Short: "Run the pipelines of an app config",
+		Long: "run starts the eventbus plugin, creates the app's modules, steps and triggers\n" +
+			"in the workflow engine's order and runs a pipeline each time a trigger fires.\n" +
+			"SIGINT or SIGTERM stops triggers, lets running pipelines finish within\n" +
+			"--shutdown-timeout, stops modules in reverse order and exits 0.",
+		Args: withUsageErrors(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runApp(cmd.Context(), d, g.logger, args[0], o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.plugin, "plugin", "", "plugin binary to load (default: this eventbus binary in plugin mode)")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", runner.DefaultShutdownTimeout, "how long running pipelines may take to finish on shutdown")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at this address, for example 127.0.0.1:9090")
+	return cmd
+}
+
+// runApp runs file until ctx is cancelled (a signal) or the plugin dies.
+func runApp(ctx context.Context, d deps, logger *slog.Logger, file string, o *runOptions) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var metricsURL string
+	var env []string
+	if o.metricsAddr != "" {
+		pluginAddr, err := freeLoopbackAddr()
+		if err != nil {
+			return err
+		}
+		env = append(env, metricsAddrEnv+"="+pluginAddr)
+		metricsURL = "http://" + pluginAddr + "/metrics"
+	}
+	var fw runner.Forwarder
+	c, err := launchPlugin(ctx, o.plugin, logger,
+		wfplugin.WithWorkflowHandler(fw.TriggerWorkflow),
+		wfplugin.WithEnv(env...))
+	if err != nil {
+		return err
+	}
+	defer closePlugin(c, logger)
+
+	p := runner.FromClient(c)
+	cfg, err := runner.CheckFile(file, d.lookupEnv, p.Catalog())
+	if err != nil {
+		return err
+	}
+	r, err := runner.New(cfg, p, logger, runner.WithRegisterer(reg), runner.WithShutdownTimeout(o.shutdownTimeout))
+	if err != nil {
+		return err
+	}
+	fw.Attach(r)
+
+	if o.metricsAddr != "" {
+		stop, err := serveMetrics(o.metricsAddr, reg, metricsURL, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if err := r.Start(ctx); err != nil {
+		return pluginFailure(c, fmt.Errorf("start %s: %w", file, err))
+	}
+	logger.Info("running", "app", file, "pipelines", len(cfg.Pipelines), "modules", len(cfg.Modules))
+
+	var exitErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "timeout", o.shutdownTimeout)
+	case <-c.Done():
+		exitErr = pluginFailure(c, errors.New("the plugin stopped unexpectedly"))
+	}
+	// Give modules a little longer than the runs so they can stop cleanly.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout+15*time.Second)
+	defer cancel()
+	if err := r.Stop(sctx); err != nil && exitErr == nil {
+		exitErr = pluginFailure(c, fmt.Errorf("stop: %w", err))
+	}
+	return exitErr
+}
+
+// launchPlugin starts the plugin binary: path, or this executable in plugin
+// mode.
+func launchPlugin(ctx context.Context, path string, logger *slog.Logger, opts ...wfplugin.LaunchOption) (*wfplugin.Client, error) {
+	if path == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find the eventbus binary to run as the plugin: %w (pass --plugin)", err)
+		}
+		path = self
+	}
+	opts = append(opts, wfplugin.WithLogger(logger), wfplugin.WithName("eventbus-plugin"))
+	c, err := wfplugin.Launch(ctx, path, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("launch plugin %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func closePlugin(c *wfplugin.Client, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Close(ctx); err != nil {
+		logger.Warn("closing the plugin", "error", err)
+	}
+}
+
+// pluginFailure adds the plugin's last stderr lines to err when the plugin
+// process has died.
+func pluginFailure(c *wfplugin.Client, err error) error {
+	if exit := c.Err(); exit != nil {
+		return fmt.Errorf("%w: %w", err, exit)
+	}
+	select {
+	case <-c.Done():
+		if tail := c.StderrTail(); len(tail) > 0 {
+			return fmt.Errorf("%w; the plugin's last output:\n  %s", err, strings.Join(tail, "\n  "))
+		}
+	default:
+	}
+	return err
+}
+
+// serveMetrics serves reg, followed by the plugin's own metrics scraped from
+// pluginURL, at addr.
+func serveMetrics(addr string, reg *prometheus.Registry, pluginURL string, logger *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{reg, remoteGatherer{url: pluginURL}}, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server", "error", err)
+		}
+	}()
+	logger.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}
+
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("pick a port for the plugin's metrics: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
