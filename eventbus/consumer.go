@@ -1,8 +1,11 @@
 package eventbus
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
@@ -91,5 +94,52 @@ func (p *Plugin) ensureConsumer(ctx context.Context, brokerRef string, s consume
 	if _, err := jb.EnsureConsumer(ctx, s.bus()); err != nil {
 		return fmt.Errorf("consumer %s on stream %s: %w", s.Durable, s.Stream, err)
 	}
+	p.mu.Lock()
+	p.inUse[consumerKey{broker: b.name, stream: s.Stream, durable: s.Durable}] = b
+	p.mu.Unlock()
 	return nil
+}
+
+// consumerKey names a consumer on a broker.
+type consumerKey struct{ broker, stream, durable string }
+
+// ConsumerState is a consumer's backlog as its broker reports it.
+type ConsumerState struct {
+	Broker   string
+	Stream   string
+	Consumer string
+	// Pending counts messages not yet delivered.
+	Pending uint64
+	// AckPending counts delivered messages not yet settled.
+	AckPending int
+}
+
+// ConsumerStates reports the backlog of every consumer the plugin's modules
+// and triggers have set up, on brokers that are running, sorted by broker,
+// stream and consumer. Consumers whose broker cannot answer are left out.
+func (p *Plugin) ConsumerStates(ctx context.Context) []ConsumerState {
+	p.mu.Lock()
+	keys := make([]consumerKey, 0, len(p.inUse))
+	brokers := make([]*broker, 0, len(p.inUse))
+	for k, b := range p.inUse {
+		keys = append(keys, k)
+		brokers = append(brokers, b)
+	}
+	p.mu.Unlock()
+	var out []ConsumerState
+	for i, k := range keys {
+		jb, err := brokers[i].running()
+		if err != nil {
+			continue
+		}
+		info, err := jb.ConsumerInfo(ctx, k.stream, k.durable)
+		if err != nil {
+			continue
+		}
+		out = append(out, ConsumerState{Broker: k.broker, Stream: k.stream, Consumer: k.durable, Pending: info.NumPending, AckPending: info.NumAckPending})
+	}
+	slices.SortFunc(out, func(a, b ConsumerState) int {
+		return cmp.Or(strings.Compare(a.Broker, b.Broker), strings.Compare(a.Stream, b.Stream), strings.Compare(a.Consumer, b.Consumer))
+	})
+	return out
 }

@@ -108,6 +108,7 @@ type Plugin struct {
 	brokers   map[string]*broker         // by module name
 	streams   map[string]*streamModule   // by stream name
 	consumers map[string]*consumerModule // by durable name
+	inUse     map[consumerKey]*broker    // consumers set up, for ConsumerStates
 }
 
 // New returns an empty Plugin.
@@ -128,6 +129,7 @@ func New(opts Options) *Plugin {
 		brokers:   map[string]*broker{},
 		streams:   map[string]*streamModule{},
 		consumers: map[string]*consumerModule{},
+		inUse:     map[consumerKey]*broker{},
 	}
 }
 

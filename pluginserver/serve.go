@@ -8,8 +8,22 @@ import (
 )
 
 // Serve serves the eventbus plugin to the host that started this process.
-// getenv resolves broker URLs (EVENTBUS_<NAME>_URI, NATS_URL).
+// getenv resolves broker URLs (EVENTBUS_<NAME>_URI, NATS_URL) and
+// EVENTBUS_METRICS_ADDR, where the plugin then serves Prometheus metrics.
 func Serve(version string, logger *slog.Logger, getenv func(string) string) error {
-	core := eventbus.New(eventbus.Options{Logger: logger, Getenv: getenv})
+	opts := eventbus.Options{Logger: logger, Getenv: getenv}
+	addr := getenv(MetricsAddrEnv)
+	if addr == "" {
+		return wfplugin.Serve(New(eventbus.New(opts), version), wfplugin.WithServeLogger(logger))
+	}
+	reg := newRegistry()
+	opts.Metrics = NewMetrics(reg)
+	core := eventbus.New(opts)
+	reg.MustRegister(NewBacklogCollector(core))
+	stop, err := serveMetrics(addr, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	return wfplugin.Serve(New(core, version), wfplugin.WithServeLogger(logger))
 }
