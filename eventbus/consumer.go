@@ -28,7 +28,8 @@ func newConsumerModule(p *Plugin, module string, c *eventbusv1.ConsumerConfig) (
 	if durable == "" {
 		durable = module
 	}
-	s := consumerSettingsFromModule(c, durable)
+	s := newConsumerSettings(c, durable, c.GetStreamName())
+	s.Description = c.GetDescription()
 	if s.Stream == "" {
 		return nil, fmt.Errorf("%w: config.stream_name is required: the stream the consumer reads", ErrConfig)
 	}

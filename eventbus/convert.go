@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/wfeventbus/eventbus/bus"
 	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
@@ -59,28 +60,23 @@ type consumerSettings struct {
 	DeadLetter     string
 }
 
-func consumerSettingsFromModule(c *eventbusv1.ConsumerConfig, durable string) consumerSettings {
-	s := consumerSettings{
-		Durable:        durable,
-		Stream:         c.GetStreamName(),
-		Description:    c.GetDescription(),
-		FilterSubjects: filters(c.GetFilterSubject(), c.GetFilterSubjects()),
-		DeliverPolicy:  c.GetDeliverPolicy(),
-		OptStartSeq:    c.GetOptStartSeq(),
-		AckPolicy:      c.GetAckPolicy(),
-		AckWait:        duration(c.GetAckWait()),
-		MaxDeliver:     int(c.GetMaxDeliver()),
-		Backoff:        durations(c.GetBackoff()),
-		MaxAckPending:  int(c.GetMaxAckPending()),
-		DeadLetter:     c.GetDeadLetterSubject(),
-	}
-	if c.GetOptStartTime() != nil {
-		s.OptStartTime = c.GetOptStartTime().AsTime()
-	}
-	return s
+// consumerFields are the consumer settings that both the consumer module's
+// config and the subscribe trigger's config carry.
+type consumerFields interface {
+	GetFilterSubject() string
+	GetFilterSubjects() []string
+	GetDeliverPolicy() eventbusv1.DeliverPolicy
+	GetOptStartSeq() uint64
+	GetOptStartTime() *timestamppb.Timestamp
+	GetAckPolicy() eventbusv1.AckPolicy
+	GetAckWait() *durationpb.Duration
+	GetMaxDeliver() int32
+	GetBackoff() []*durationpb.Duration
+	GetMaxAckPending() int32
+	GetDeadLetterSubject() string
 }
 
-func consumerSettingsFromTrigger(c *eventbusv1.SubscribeTriggerConfig, durable, stream string) consumerSettings {
+func newConsumerSettings(c consumerFields, durable, stream string) consumerSettings {
 	s := consumerSettings{
 		Durable:        durable,
 		Stream:         stream,
@@ -94,8 +90,8 @@ func consumerSettingsFromTrigger(c *eventbusv1.SubscribeTriggerConfig, durable, 
 		MaxAckPending:  int(c.GetMaxAckPending()),
 		DeadLetter:     c.GetDeadLetterSubject(),
 	}
-	if c.GetOptStartTime() != nil {
-		s.OptStartTime = c.GetOptStartTime().AsTime()
+	if t := c.GetOptStartTime(); t != nil {
+		s.OptStartTime = t.AsTime()
 	}
 	return s
 }

@@ -110,7 +110,7 @@ func (p *Plugin) newSubscribeTrigger(workflowType string, config map[string]any,
 		if cfg.GetStreamName() == "" {
 			return nil, fmt.Errorf("%w: config.stream_name is required: no %s module declares consumer %s", ErrConfig, TypeConsumer, durable)
 		}
-		t.settings = consumerSettingsFromTrigger(cfg, durable, cfg.GetStreamName())
+		t.settings = newConsumerSettings(cfg, durable, cfg.GetStreamName())
 		if err := t.settings.validate(); err != nil {
 			return nil, err
 		}
