@@ -79,3 +79,30 @@ func FuzzTokenDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestTokenCodecConcurrentUse(t *testing.T) {
+	t.Parallel()
+	c := newCodec(t, nil)
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for i := range 500 {
+				want := bus.Token{Backend: "jetstream", Stream: "S", Consumer: "C", StreamSeq: uint64(g*1000 + i), Delivery: 1}
+				got, err := c.Decode(c.Encode(want))
+				if err == nil && got != want {
+					err = errors.New("round trip changed the token")
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/wfeventbus/eventbus/bus"
+	"github.com/wfeventbus/eventbus/bus/jetstream"
 	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
 )
 
@@ -87,7 +88,7 @@ func (p *Plugin) createStep(typ string, config map[string]any) (Step, error) {
 		if err != nil {
 			return nil, err
 		}
-		b, err := p.broker(c.static.GetBrokerRef())
+		b, err := p.stepBroker(c.static.GetBrokerRef())
 		if err != nil {
 			return nil, err
 		}
@@ -100,7 +101,7 @@ func (p *Plugin) createStep(typ string, config map[string]any) (Step, error) {
 		if err := checkBatch(c.static.GetBatchSize()); err != nil {
 			return nil, err
 		}
-		b, err := p.broker(c.static.GetBrokerRef())
+		b, err := p.stepBroker(c.static.GetBrokerRef())
 		if err != nil {
 			return nil, err
 		}
@@ -110,7 +111,7 @@ func (p *Plugin) createStep(typ string, config map[string]any) (Step, error) {
 		if err != nil {
 			return nil, err
 		}
-		if ref := c.static.GetBrokerRef(); ref != "" {
+		if ref := c.static.GetBrokerRef(); ref != "" && !hasTemplate(ref) {
 			if _, err := p.broker(ref); err != nil {
 				return nil, err
 			}
@@ -118,6 +119,28 @@ func (p *Plugin) createStep(typ string, config map[string]any) (Step, error) {
 		return &settleStep{p: p, kind: typ, cfg: c}, nil
 	}
 	return nil, fmt.Errorf("%w: step type %q (known: %s)", ErrUnknownType, typ, strings.Join(StepTypes(), ", "))
+}
+
+// stepBroker resolves a step's broker_ref when the step is created. A
+// broker_ref that is a template names its broker only once rendered, so it
+// is resolved at each execution instead (nil here).
+func (p *Plugin) stepBroker(ref string) (*broker, error) {
+	if hasTemplate(ref) {
+		return nil, nil
+	}
+	return p.broker(ref)
+}
+
+// stepBus returns the bus of the step's broker: the one resolved at
+// creation, or the one the rendered broker_ref names.
+func (p *Plugin) stepBus(b *broker, ref string) (*jetstream.Bus, error) {
+	if b == nil {
+		var err error
+		if b, err = p.broker(ref); err != nil {
+			return nil, err
+		}
+	}
+	return b.running()
 }
 
 func checkBatch(n int32) error {
@@ -130,7 +153,7 @@ func checkBatch(n int32) error {
 // publishStep is step.eventbus.publish.
 type publishStep struct {
 	p   *Plugin
-	b   *broker
+	b   *broker // nil: resolved from the rendered broker_ref
 	cfg stepConfig[*eventbusv1.PublishStepConfig]
 }
 
@@ -139,7 +162,7 @@ func (s *publishStep) Execute(ctx context.Context, in StepInput) (map[string]any
 	if err != nil {
 		return nil, err
 	}
-	jb, err := s.b.running()
+	jb, err := s.p.stepBus(s.b, cfg.GetBrokerRef())
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +268,7 @@ func payloadBytes(v *structpb.Value) ([]byte, error) {
 // consumeStep is step.eventbus.consume.
 type consumeStep struct {
 	p   *Plugin
-	b   *broker
+	b   *broker // nil: resolved from the rendered broker_ref
 	cfg stepConfig[*eventbusv1.ConsumeStepConfig]
 }
 
@@ -275,7 +298,7 @@ func (s *consumeStep) Execute(ctx context.Context, in StepInput) (map[string]any
 	if opts.MaxWait == 0 {
 		opts.MaxWait = defaultConsumeWait
 	}
-	jb, err := s.b.running()
+	jb, err := s.p.stepBus(s.b, cfg.GetBrokerRef())
 	if err != nil {
 		return nil, err
 	}

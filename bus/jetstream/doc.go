@@ -7,25 +7,37 @@
 //
 // Streams and consumers: EnsureStream and EnsureConsumer create or update
 // (idempotent) and map every field of bus.StreamConfig and
-// bus.ConsumerConfig; configurations are checked first and a rejected one
-// wraps bus.ErrInvalidConfig and names the field as the protobuf
-// configuration spells it (max_msgs, filter_subjects, ...).
+// bus.ConsumerConfig. Configurations are checked first; a rejected one wraps
+// bus.ErrInvalidConfig and names the field as the protobuf configuration
+// spells it (max_msgs, filter_subjects, ...), and so does a definition the
+// server refuses (a change of storage, say).
 //
 // Settlement: every delivered message carries an AckToken, signed with the
 // Bus's token key (WithTokenKey; a random key otherwise). The Bus remembers
-// the deliveries it handed out until they are settled or their ack wait has
-// passed, and settles a token through the delivery it remembers: a token
-// that was already acked, nak'd or terminated, whose ack wait has passed, or
-// whose message was redelivered since, is bus.ErrStaleToken. Only the Bus
-// that received a delivery settles its token; another Bus, even one sharing
-// the key, reports it stale. The server cannot tell a live delivery from a
-// settled one, so settling a token it does not remember would act blindly.
-// Ack waits for the server's confirmation; Nak, Term and InProgress are sent
-// without one, as JetStream defines them.
+// the deliveries it handed out until they are settled or their ack wait
+// (plus a little slack) has passed, and settles a token through the
+// delivery it remembers. A token that was already acked, nak'd or
+// terminated, whose ack wait has passed, or whose message was redelivered
+// since, is bus.ErrStaleToken. Only the Bus that received a delivery settles
+// its token: another Bus, even one sharing the key, reports it stale,
+// because the server acknowledges an ack whether or not the delivery is
+// still pending, so settling a token nobody here remembers would act
+// blindly. InProgress keeps a token valid for another ack wait.
 //
-// Deliveries of a consumer with ack_policy none need no settlement: their
-// AckToken is empty, and their Acknowledger accepts Ack, Term and
+// Settling speaks JetStream's acknowledgement protocol on the delivery's
+// reply subject: Ack waits for the server's confirmation (a double ack), Nak
+// with a delay holds the redelivery back, Term carries its reason to the
+// server's advisory; Nak, Term and InProgress are not confirmed by the
+// server. Deliveries of a consumer with ack_policy none need no settlement:
+// their AckToken is empty, and their Acknowledger accepts Ack, Term and
 // InProgress as the no-ops they are and refuses Nak.
+//
+// Subscribe pulls batches of a couple of messages per handler into an inbox
+// of its own, sending the next pull once the last is handed out, so it never
+// holds much more than it can run. Stop waits until the server has dropped
+// the subscription's interest, so no pull of a stopped subscription lingers
+// to swallow later messages, and hands the messages no handler started back
+// for immediate redelivery.
 //
 // Errors map to the bus sentinels (bus.ErrNotFound, bus.ErrNoStream,
 // bus.ErrPayloadTooLarge, bus.ErrWrongLastSequence, bus.ErrNotConnected,

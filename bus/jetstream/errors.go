@@ -67,10 +67,26 @@ func hasErrorCode(err error, codes ...jetstream.ErrorCode) bool {
 	return false
 }
 
-// isBadRequest reports whether the server refused a request as malformed
-// (API status 400), which for a stream or consumer definition means the
-// configuration was rejected.
-func isBadRequest(err error) bool {
+// Server error codes that, answering a stream or consumer definition, mean
+// the server refuses the configuration although they are not status 400:
+// an invalid stream configuration or update, replicas on a single server,
+// limits the server has no storage for, and consumer definitions it
+// cannot create.
+const (
+	errCodeStreamInvalidConfig   jetstream.ErrorCode = 10052
+	errCodeStreamUpdate          jetstream.ErrorCode = 10069
+	errCodeReplicasNotSupported  jetstream.ErrorCode = 10074
+	errCodeStorageExceeded       jetstream.ErrorCode = 10047
+	errCodeInsufficientResources jetstream.ErrorCode = 10023
+)
+
+// isConfigRefusal reports whether the server refused a stream or consumer
+// definition: any API status 400, or one of the codes above.
+func isConfigRefusal(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.Code == 400
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	return apiErr.Code == 400 || hasErrorCode(err, errCodeStreamInvalidConfig, errCodeStreamUpdate,
+		errCodeReplicasNotSupported, errCodeStorageExceeded, errCodeInsufficientResources, jetstream.JSErrCodeConsumerCreate)
 }

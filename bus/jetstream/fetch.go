@@ -55,6 +55,9 @@ func (b *Bus) Fetch(ctx context.Context, stream, consumer string, opts bus.Fetch
 	if err := b.ready(); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	h, err := b.consumer(ctx, stream, consumer)
 	if err != nil {
 		return nil, err
@@ -85,14 +88,17 @@ func (b *Bus) Fetch(ctx context.Context, stream, consumer string, opts bus.Fetch
 			if !ok {
 				return b.fetchResult(out, res.Error(), stream, consumer)
 			}
-			d, err := b.newDelivery(m, h)
+			d, err := b.newDelivery(m.Subject(), m.Data(), m.Headers(), m.Reply(), h)
 			if err != nil {
 				b.log.Warn("dropping a message without JetStream metadata", "stream", stream, "consumer", consumer, "error", err)
 				continue
 			}
 			out = append(out, &d.msg)
 		case <-ctx.Done():
-			// Messages received so far are redelivered after their ack wait.
+			// The caller will not see what arrived: hand it back at once.
+			for _, m := range out {
+				b.release(m.Acknowledger.(*delivery))
+			}
 			return nil, ctx.Err()
 		}
 	}

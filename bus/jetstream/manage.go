@@ -47,7 +47,7 @@ func (b *Bus) Streams(ctx context.Context) ([]bus.StreamInfo, error) {
 		return nil, err
 	}
 	lister := b.js.ListStreams(ctx)
-	var out []bus.StreamInfo
+	out := []bus.StreamInfo{}
 	for si := range lister.Info() {
 		out = append(out, fromStreamInfo(si))
 	}
@@ -95,7 +95,7 @@ func (b *Bus) EnsureConsumer(ctx context.Context, cfg bus.ConsumerConfig) (bus.C
 // sentinels, a definition the server refuses wraps bus.ErrInvalidConfig.
 func mapEnsureError(err error) error {
 	mapped := mapError(err)
-	if mapped == err && isBadRequest(err) {
+	if mapped == err && isConfigRefusal(err) {
 		return fmt.Errorf("%w: %w", bus.ErrInvalidConfig, err)
 	}
 	return mapped

@@ -33,11 +33,15 @@ func (b *Bus) Publish(ctx context.Context, msg bus.OutgoingMessage) (bus.Publish
 
 // PublishBatch sends every message without waiting, then waits once for all
 // acks. Each message's outcome is in its result; the returned error is for
-// the call as a whole: the Bus not being ready, or ctx ending before every
-// ack arrived (the results of the messages still unanswered then carry
-// ctx's error; they may still be stored).
+// the call as a whole: the Bus not being ready, ctx done before anything was
+// sent (no results), or ctx ending before every ack arrived (the results of
+// the messages still unanswered then carry ctx's error; they may still be
+// stored).
 func (b *Bus) PublishBatch(ctx context.Context, msgs []bus.OutgoingMessage) ([]bus.PublishResult, error) {
 	if err := b.ready(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	results := make([]bus.PublishResult, len(msgs))

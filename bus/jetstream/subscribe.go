@@ -5,41 +5,50 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"strconv"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 
 	"github.com/wfeventbus/eventbus/bus"
 )
 
 const (
-	// prefetchPerWorker is how many messages per worker a subscription
-	// holds ahead of its handlers: enough to keep them busy between pulls,
-	// few enough that a held message does not sit out its ack wait.
+	// prefetchPerWorker is how many messages per worker one pull asks for:
+	// enough to keep the workers busy while the next pull travels, few
+	// enough that a held message does not sit out its ack wait.
 	prefetchPerWorker = 2
 	// pullWait is how long one pull waits for messages; an idle
-	// subscription pulls again after it. The server sends heartbeats
-	// meanwhile, so a pull lost with a connection ends sooner.
+	// subscription pulls again after it.
 	pullWait = 30 * time.Second
-	// resumeDelay is the first wait before a subscription whose pull
-	// failed (its consumer deleted, say) pulls again; it doubles up to
+	// pullHeartbeat is how often the server signals a waiting pull is
+	// alive; two missed ones mean the pull was lost (with a connection, say)
+	// and a new one is sent.
+	pullHeartbeat = 5 * time.Second
+	// resumeDelay is the first wait before a subscription whose pull failed
+	// (its consumer deleted, say) pulls again; it doubles up to
 	// maxResumeDelay while the failure lasts.
 	resumeDelay    = 250 * time.Millisecond
 	maxResumeDelay = 30 * time.Second
+	// unsubscribeWait bounds how long a stopping subscription waits for the
+	// server to confirm it no longer listens for its pull.
+	unsubscribeWait = 2 * time.Second
 )
 
 // Subscribe runs h for every message of the durable consumer, with at most
-// opts.Concurrency handlers at once (default 1). It pulls no more than a
-// couple of messages per handler ahead, and the consumer's max_ack_pending
-// bounds what the server hands out. With opts.OrderedBySubject each subject
-// is served by one handler goroutine, so a subject's messages run one at a
-// time in stream order.
+// opts.Concurrency handlers at once (default 1). Each pull asks for a couple
+// of messages per handler and the next one is sent only once they are
+// handed out, so the subscription never holds much more than it can run;
+// the consumer's max_ack_pending bounds what the server hands out. With
+// opts.OrderedBySubject each subject is served by one handler goroutine, so
+// a subject's messages run one at a time in stream order.
 //
-// ctx bounds the setup only; the subscription runs until Stop or Close.
-// Handlers get a context carrying ctx's values that is canceled when Stop's
-// context ends. A handler that panics is logged and its message is left
-// unsettled, so it is redelivered after the ack wait.
+// ctx bounds the setup only; the subscription runs until Stop or Close and
+// resumes by itself after the connection comes back. Handlers get a context
+// carrying ctx's values that is canceled when Stop's context ends. A handler
+// that panics is logged and its message left unsettled, so it is
+// redelivered after the ack wait.
 func (b *Bus) Subscribe(ctx context.Context, stream, consumer string, h bus.Handler, opts bus.SubscribeOptions) (bus.Subscription, error) {
 	if err := checkName("stream_name", stream); err != nil {
 		return nil, err
@@ -72,13 +81,24 @@ func (b *Bus) Subscribe(ctx context.Context, stream, consumer string, h bus.Hand
 		handler:  h,
 		stream:   stream,
 		consumer: consumer,
-		prefetch: prefetchPerWorker * workers,
+		prefetch: min(prefetchPerWorker*workers, bus.MaxFetchBatch),
 		seed:     maphash.MakeSeed(),
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.pullCtx, s.cancelPull = context.WithCancel(context.Background())
+	s.pullSubject = "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + consumer
+	s.request = pullRequest(s.prefetch)
+	// The channel holds a whole pull and the status messages around it, so
+	// the client never drops what the server sends.
+	s.inbox = make(chan *nats.Msg, 2*s.prefetch+16)
+	s.sub, err = b.nc.ChanSubscribe(b.nc.NewInbox(), s.inbox)
+	if err != nil {
+		s.cancel()
+		return nil, fmt.Errorf("subscribe to %q on stream %q: %w", consumer, stream, mapError(err))
+	}
+	s.status = b.nc.StatusChanged(nats.CONNECTED)
+
 	n := 1
 	if opts.OrderedBySubject {
 		n = workers
@@ -91,7 +111,7 @@ func (b *Bus) Subscribe(ctx context.Context, stream, consumer string, h bus.Hand
 	b.subsMu.Lock()
 	if b.state.Load() != stateOpen {
 		b.subsMu.Unlock()
-		s.cancelPull()
+		s.unsubscribe()
 		s.cancel()
 		return nil, bus.ErrClosed
 	}
@@ -106,7 +126,6 @@ func (b *Bus) Subscribe(ctx context.Context, stream, consumer string, h bus.Hand
 	wg.Go(s.read)
 	go func() {
 		wg.Wait()
-		s.cancelPull()
 		s.cancel()
 		b.subsMu.Lock()
 		delete(b.subs, s)
@@ -116,14 +135,27 @@ func (b *Bus) Subscribe(ctx context.Context, stream, consumer string, h bus.Hand
 	return s, nil
 }
 
+// pullRequest is the body of a pull for batch messages, written by hand:
+// it is sent for every batch.
+func pullRequest(batch int) []byte {
+	b := []byte(`{"batch":`)
+	b = strconv.AppendInt(b, int64(batch), 10)
+	b = append(b, `,"expires":`...)
+	b = strconv.AppendInt(b, pullWait.Nanoseconds(), 10)
+	b = append(b, `,"idle_heartbeat":`...)
+	b = strconv.AppendInt(b, pullHeartbeat.Nanoseconds(), 10)
+	return append(b, '}')
+}
+
 // subscription is a running Subscribe: one reader pulling batches of
-// messages and handing them to workers through queues (one shared queue, or
-// one per worker when ordered by subject).
+// messages into its own inbox and handing them to workers through queues
+// (one shared queue, or one per worker when ordered by subject).
 //
-// Each pull is a separate request for at most prefetch messages, issued
-// once the previous batch has been handed out: what the subscription holds
-// is bounded by the request itself, with no client-side accounting that a
-// lost status message could leave stuck.
+// Each pull asks for prefetch messages and the next is sent once the
+// previous one is over, so what the subscription holds is bounded by the
+// request itself. Stop unsubscribes the inbox and waits for the server to
+// confirm, so that no pull of a stopped subscription lingers on the server
+// to swallow messages published after Stop.
 type subscription struct {
 	b        *Bus
 	handle   *consumerHandle
@@ -131,15 +163,21 @@ type subscription struct {
 	stream   string
 	consumer string
 	prefetch int
-	queues   []chan *delivery
-	seed     maphash.Seed
+	// pullSubject and request are the pull sent for every batch.
+	pullSubject string
+	request     []byte
+	queues      []chan *delivery
+	seed        maphash.Seed
+
+	sub   *nats.Subscription
+	inbox chan *nats.Msg
+	// status reports reconnections, after which the server has forgotten
+	// the pull in progress.
+	status chan nats.Status
 
 	// ctx is the handlers' context.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// pullCtx ends the pull in progress when Stop is called.
-	pullCtx    context.Context
-	cancelPull context.CancelFunc
 
 	stopOnce sync.Once
 	// stopping is closed when Stop is called.
@@ -148,33 +186,26 @@ type subscription struct {
 	done chan struct{}
 }
 
-func (s *subscription) isStopping() bool {
-	select {
-	case <-s.stopping:
-		return true
-	default:
-		return false
-	}
-}
-
 // read pulls batches and queues their messages for the workers until Stop,
-// then releases what it holds and closes the queues.
+// then stops listening, hands back what it holds and closes the queues.
 func (s *subscription) read() {
 	defer func() {
+		s.unsubscribe()
 		for _, q := range s.queues {
 			close(q)
 		}
 	}()
 	delay := resumeDelay
-	for !s.isStopping() {
+	for {
 		err := s.pull()
-		switch {
-		case err == nil:
+		if errors.Is(err, errStopping) {
+			return
+		}
+		if err == nil {
 			delay = resumeDelay
 			continue
-		case s.isStopping():
-			return
-		case s.b.nc.IsClosed():
+		}
+		if s.b.nc.IsClosed() {
 			s.b.log.Warn("subscription ended: the connection is closed", "stream", s.stream, "consumer", s.consumer)
 			return
 		}
@@ -188,39 +219,79 @@ func (s *subscription) read() {
 	}
 }
 
-// pull requests one batch and hands its messages out as they arrive. An
-// error is one worth a pause before the next pull (the consumer is gone,
-// say); a pull that simply expired is not one.
+var errStopping = errors.New("subscription stopping")
+
+// pull sends one pull request and hands out its messages until the request
+// is over: all messages arrived, it expired, the server ended it, or it was
+// lost with the connection. It returns an error worth a pause before the
+// next pull (the consumer is gone, say), or errStopping.
 func (s *subscription) pull() error {
-	ctx, cancel := context.WithTimeout(s.pullCtx, pullWait)
-	defer cancel()
-	batch, err := s.handle.c.Fetch(s.prefetch, jetstream.FetchContext(ctx))
-	if err != nil {
+	if !s.b.nc.IsConnected() {
+		select {
+		case <-s.status:
+		case <-s.stopping:
+			return errStopping
+		}
+	}
+	if err := s.b.nc.PublishRequest(s.pullSubject, s.sub.Subject, s.request); err != nil {
 		return err
 	}
-	msgs := batch.Messages()
-	for m := range msgs {
-		d, err := s.b.newDelivery(m, s.handle)
-		if err != nil {
-			s.b.log.Warn("dropping a message without JetStream metadata", "stream", s.stream, "consumer", s.consumer, "error", err)
-			continue
-		}
-		if !s.dispatch(d) {
-			s.release(d)
-			cancel()
-			for m := range msgs {
-				if !s.handle.ackNone {
-					_ = m.Nak()
+	heartbeat := time.NewTimer(2 * pullHeartbeat)
+	defer heartbeat.Stop()
+	for got := 0; got < s.prefetch; {
+		select {
+		case m := <-s.inbox:
+			heartbeat.Reset(2 * pullHeartbeat)
+			if isStatus(m) {
+				if over, err := s.pullStatus(m); over {
+					return err
 				}
+				continue
 			}
+			got++
+			d, err := s.b.newDelivery(m.Subject, m.Data, m.Header, m.Reply, s.handle)
+			if err != nil {
+				s.b.log.Warn("dropping a message that is not a JetStream delivery", "stream", s.stream, "consumer", s.consumer, "subject", m.Subject, "error", err)
+				continue
+			}
+			if !s.dispatch(d) {
+				s.b.release(d)
+				return errStopping
+			}
+			// The wait for a free worker is not the server's silence.
+			heartbeat.Reset(2 * pullHeartbeat)
+		case <-heartbeat.C:
 			return nil
+		case <-s.status:
+			return nil
+		case <-s.stopping:
+			return errStopping
 		}
 	}
-	err = batch.Error()
-	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrNoHeartbeat) {
-		return nil
+	return nil
+}
+
+// isStatus reports whether m is the server's word on the pull (heartbeat,
+// timeout, ...) rather than a delivery, which always has an ack reply.
+func isStatus(m *nats.Msg) bool {
+	return m.Reply == "" && len(m.Data) == 0 && m.Header.Get("Status") != ""
+}
+
+// pullStatus reads a status message of the pull: whether the pull is over,
+// and the error that ended it if it is one worth a pause.
+func (s *subscription) pullStatus(m *nats.Msg) (over bool, err error) {
+	switch code := m.Header.Get("Status"); code {
+	case "100":
+		// Idle heartbeat: the pull is alive.
+		return false, nil
+	case "404", "408":
+		// No messages, or the pull expired.
+		return true, nil
+	case "503":
+		return true, fmt.Errorf("%w: nothing serves consumer %q of stream %q", bus.ErrNotFound, s.consumer, s.stream)
+	default:
+		return true, fmt.Errorf("pull ended by the server: %s %s", code, m.Header.Get("Description"))
 	}
-	return err
 }
 
 // dispatch queues d for a worker, or reports false once Stop is called.
@@ -242,14 +313,24 @@ func (s *subscription) dispatch(d *delivery) bool {
 	}
 }
 
-// release hands a message no handler will run back to the server for
-// immediate redelivery, to this consumer's other subscribers.
-func (s *subscription) release(d *delivery) {
-	if d.ackNone {
-		return
+// unsubscribe stops listening for pulls and waits (briefly) until the
+// server knows, then releases the messages that arrived meanwhile.
+func (s *subscription) unsubscribe() {
+	s.b.nc.RemoveStatusListener(s.status)
+	if err := s.sub.Unsubscribe(); err == nil && s.b.nc.IsConnected() {
+		ctx, cancel := context.WithTimeout(context.Background(), unsubscribeWait)
+		_ = s.b.nc.FlushWithContext(ctx)
+		cancel()
 	}
-	if _, err := s.b.tracker.lookup(d.key, d.reply, true); err == nil {
-		_ = d.js.Nak()
+	for {
+		select {
+		case m := <-s.inbox:
+			if !isStatus(m) && !s.handle.ackNone {
+				_ = s.b.nc.Publish(m.Reply, []byte(nakBody))
+			}
+		default:
+			return
+		}
 	}
 }
 
@@ -275,10 +356,7 @@ func (s *subscription) run(d *delivery) {
 // for running handlers until they return or ctx is done; then it cancels
 // their context and returns ctx's error. It is idempotent.
 func (s *subscription) Stop(ctx context.Context) error {
-	s.stopOnce.Do(func() {
-		close(s.stopping)
-		s.cancelPull()
-	})
+	s.stopOnce.Do(func() { close(s.stopping) })
 	select {
 	case <-s.done:
 		return nil

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 
 	"github.com/wfeventbus/eventbus/bus"
 )
@@ -32,11 +32,10 @@ type deliveryKey struct {
 }
 
 // delivery is one delivery handed out by the Bus: the bus.Message given to
-// the caller, the jetstream.Msg that settles it, and its place in the
+// the caller, the ack reply subject that settles it, and its place in the
 // tracker. It is the Message's Acknowledger.
 type delivery struct {
 	msg     bus.Message
-	js      jetstream.Msg
 	b       *Bus
 	key     deliveryKey
 	reply   string
@@ -122,44 +121,55 @@ func (t *tracker) size() int {
 	return len(t.m)
 }
 
-// newDelivery turns a received message into a tracked delivery.
-func (b *Bus) newDelivery(m jetstream.Msg, h *consumerHandle) (*delivery, error) {
-	meta, err := m.Metadata()
+// newDelivery turns a received message into a delivery, tracked unless its
+// consumer acks nothing.
+func (b *Bus) newDelivery(subject string, data []byte, hdr nats.Header, reply string, h *consumerHandle) (*delivery, error) {
+	meta, err := parseAckReply(reply)
 	if err != nil {
 		return nil, err
 	}
 	d := &delivery{
-		js:      m,
 		b:       b,
-		key:     deliveryKey{stream: meta.Stream, consumer: meta.Consumer, seq: meta.Sequence.Stream},
-		reply:   m.Reply(),
+		key:     deliveryKey{stream: meta.stream, consumer: meta.consumer, seq: meta.streamSeq},
+		reply:   reply,
 		ackWait: h.ackWait,
 		ackNone: h.ackNone,
 	}
 	d.msg = bus.Message{
-		Subject:          m.Subject(),
-		Payload:          m.Data(),
-		Headers:          bus.Headers(m.Headers()),
-		Stream:           meta.Stream,
-		Consumer:         meta.Consumer,
-		StreamSequence:   meta.Sequence.Stream,
-		ConsumerSequence: meta.Sequence.Consumer,
-		DeliveryCount:    meta.NumDelivered,
-		PublishedAt:      meta.Timestamp,
+		Subject:          subject,
+		Payload:          data,
+		Headers:          bus.Headers(hdr),
+		Stream:           meta.stream,
+		Consumer:         meta.consumer,
+		StreamSequence:   meta.streamSeq,
+		ConsumerSequence: meta.consumerSeq,
+		DeliveryCount:    meta.delivered,
+		PublishedAt:      meta.timestamp,
 		Acknowledger:     d,
 	}
 	if !h.ackNone {
 		d.msg.AckToken = b.codec.Encode(bus.Token{
 			Backend:   backendName,
-			Stream:    meta.Stream,
-			Consumer:  meta.Consumer,
-			StreamSeq: meta.Sequence.Stream,
-			Delivery:  meta.NumDelivered,
-			Reply:     d.reply,
+			Stream:    meta.stream,
+			Consumer:  meta.consumer,
+			StreamSeq: meta.streamSeq,
+			Delivery:  meta.delivered,
+			Reply:     reply,
 		})
 		b.tracker.add(d)
 	}
 	return d, nil
+}
+
+// release hands back a delivery nobody will handle, for immediate
+// redelivery to this consumer's other pullers.
+func (b *Bus) release(d *delivery) {
+	if d.ackNone {
+		return
+	}
+	if _, err := b.tracker.lookup(d.key, d.reply, true); err == nil {
+		_ = b.nc.Publish(d.reply, []byte(nakBody))
+	}
 }
 
 // settleOp is one way of settling a delivery.
@@ -176,37 +186,59 @@ func (op settleOp) String() string {
 	return [...]string{"ack", "nak", "term", "in progress"}[op]
 }
 
+// Bodies of the JetStream acknowledgement protocol, sent to a delivery's
+// ack reply subject.
+const (
+	ackBody        = "+ACK"
+	nakBody        = "-NAK"
+	termBody       = "+TERM"
+	inProgressBody = "+WPI"
+)
+
+// defaultAckTimeout bounds waiting for the server to confirm an ack when the
+// caller's context has no deadline.
+const defaultAckTimeout = 5 * time.Second
+
 // settle performs op on d, which the caller has taken from the tracker (or,
-// for opInProgress, found in it). A settlement that fails is tracked again
-// so that it can be retried.
+// for opInProgress, found in it). Ack waits for the server's confirmation
+// (a double ack); a nak with a delay holds the redelivery back; a term
+// carries its reason to the server's advisory; nak, term and in-progress
+// are not confirmed by the server, as in the JetStream protocol. A
+// settlement that fails is tracked again so that it can be retried.
 func (d *delivery) settle(ctx context.Context, op settleOp, delay time.Duration, reason string) error {
+	nc := d.b.nc
 	var err error
 	switch op {
 	case opAck:
-		err = d.js.DoubleAck(ctx)
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, defaultAckTimeout)
+			defer cancel()
+		}
+		_, err = nc.RequestWithContext(ctx, d.reply, []byte(ackBody))
 	case opNak:
+		body := []byte(nakBody)
 		if delay > 0 {
-			err = d.js.NakWithDelay(delay)
-		} else {
-			err = d.js.Nak()
+			body = fmt.Appendf(body, ` {"delay": %d}`, delay.Nanoseconds())
 		}
+		err = nc.Publish(d.reply, body)
 	case opTerm:
+		body := []byte(termBody)
 		if reason != "" {
-			err = d.js.TermWithReason(reason)
-		} else {
-			err = d.js.Term()
+			body = append(append(body, ' '), reason...)
 		}
+		err = nc.Publish(d.reply, body)
 	case opInProgress:
-		err = d.js.InProgress()
+		err = nc.Publish(d.reply, []byte(inProgressBody))
 	}
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-		return fmt.Errorf("%w: %w", errStale, err)
-	}
 	if op != opInProgress {
 		d.b.tracker.restore(d)
+	}
+	if errors.Is(err, nats.ErrNoResponders) {
+		return fmt.Errorf("%s: %w: the consumer %q of stream %q is gone: %w", op, bus.ErrNotFound, d.key.consumer, d.key.stream, err)
 	}
 	return fmt.Errorf("%s: %w", op, mapError(err))
 }

@@ -17,7 +17,7 @@ import (
 // hanging it; no test asserts how long anything takes.
 const hangGuard = 30 * time.Second
 
-func testContext(t *testing.T) context.Context {
+func testContext(t testing.TB) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	t.Cleanup(cancel)
@@ -33,12 +33,12 @@ type env struct {
 	raw natsjs.JetStream
 }
 
-func newEnv(t *testing.T, opts ...jetstream.Option) *env {
+func newEnv(t testing.TB, opts ...jetstream.Option) *env {
 	t.Helper()
 	return newEnvWith(t, embedded.Config{StoreDir: t.TempDir(), Port: embedded.RandomPort}, opts...)
 }
 
-func newEnvWith(t *testing.T, cfg embedded.Config, opts ...jetstream.Option) *env {
+func newEnvWith(t testing.TB, cfg embedded.Config, opts ...jetstream.Option) *env {
 	t.Helper()
 	ctx := testContext(t)
 	srv, err := embedded.Start(ctx, cfg)
@@ -65,7 +65,7 @@ func newEnvWith(t *testing.T, cfg embedded.Config, opts ...jetstream.Option) *en
 }
 
 // stream creates a stream capturing name.> and returns name.
-func (e *env) stream(t *testing.T, name string, cfg bus.StreamConfig) string {
+func (e *env) stream(t testing.TB, name string, cfg bus.StreamConfig) string {
 	t.Helper()
 	cfg.Name = name
 	if cfg.Subjects == nil {
@@ -78,7 +78,7 @@ func (e *env) stream(t *testing.T, name string, cfg bus.StreamConfig) string {
 }
 
 // consumer creates a durable consumer on stream.
-func (e *env) consumer(t *testing.T, stream, name string, cfg bus.ConsumerConfig) string {
+func (e *env) consumer(t testing.TB, stream, name string, cfg bus.ConsumerConfig) string {
 	t.Helper()
 	cfg.Stream, cfg.Durable = stream, name
 	if _, err := e.bus.EnsureConsumer(testContext(t), cfg); err != nil {
@@ -87,7 +87,7 @@ func (e *env) consumer(t *testing.T, stream, name string, cfg bus.ConsumerConfig
 	return name
 }
 
-func (e *env) publish(t *testing.T, subject, payload string) bus.PublishAck {
+func (e *env) publish(t testing.TB, subject, payload string) bus.PublishAck {
 	t.Helper()
 	ack, err := e.bus.Publish(testContext(t), bus.OutgoingMessage{Subject: subject, Payload: []byte(payload)})
 	if err != nil {
@@ -97,7 +97,7 @@ func (e *env) publish(t *testing.T, subject, payload string) bus.PublishAck {
 }
 
 // fetchN fetches until n messages arrived.
-func (e *env) fetchN(t *testing.T, stream, consumer string, n int) []*bus.Message {
+func (e *env) fetchN(t testing.TB, stream, consumer string, n int) []*bus.Message {
 	t.Helper()
 	ctx := testContext(t)
 	var out []*bus.Message

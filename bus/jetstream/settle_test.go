@@ -1,0 +1,211 @@
+package jetstream_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wfeventbus/eventbus/bus"
+	"github.com/wfeventbus/eventbus/bus/jetstream"
+)
+
+var sharedKey = []byte("0123456789abcdef0123456789abcdef")
+
+func TestSettlerRejectsInvalidTokens(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, jetstream.WithTokenKey(sharedKey))
+	stream := e.stream(t, "INVALID", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
+	e.publish(t, "INVALID.a", "x")
+	m := e.fetchN(t, stream, consumer, 1)[0]
+
+	sameKey, err := bus.NewTokenCodec(sharedKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey, err := bus.NewTokenCodec(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	genuine := bus.Token{Backend: "jetstream", Stream: m.Stream, Consumer: m.Consumer, StreamSeq: m.StreamSequence, Delivery: m.DeliveryCount}
+	foreign := genuine
+	foreign.Backend = "postgres"
+	tokens := map[string]string{
+		"empty":           "",
+		"garbage":         "not a token",
+		"truncated":       m.AckToken[:len(m.AckToken)-3],
+		"other key":       otherKey.Encode(genuine),
+		"foreign backend": sameKey.Encode(foreign),
+	}
+	ctx := testContext(t)
+	for name, token := range tokens {
+		for op, settle := range settlers(e.bus) {
+			if err := settle(ctx, token); !errors.Is(err, bus.ErrInvalidToken) {
+				t.Errorf("%s of a %s token = %v, want bus.ErrInvalidToken", op, name, err)
+			}
+		}
+	}
+	if err := e.bus.Ack(ctx, m.AckToken); err != nil {
+		t.Fatalf("the genuine token after the invalid ones: %v", err)
+	}
+}
+
+// settlers are the Settler's calls on a token.
+func settlers(b bus.Settler) map[string]func(context.Context, string) error {
+	return map[string]func(context.Context, string) error{
+		"Ack":        b.Ack,
+		"Nak":        func(ctx context.Context, tok string) error { return b.Nak(ctx, tok, 0) },
+		"Term":       func(ctx context.Context, tok string) error { return b.Term(ctx, tok, "test") },
+		"InProgress": b.InProgress,
+	}
+}
+
+// TestSettledTokensAreStale settles a delivery each way, by token or through
+// its message, and checks that every later settlement is stale.
+func TestSettledTokensAreStale(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stream := e.stream(t, "STALE", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{AckWait: time.Hour})
+	first := map[string]func(ctx context.Context, m *bus.Message) error{
+		"Settler.Ack":  func(ctx context.Context, m *bus.Message) error { return e.bus.Ack(ctx, m.AckToken) },
+		"Settler.Nak":  func(ctx context.Context, m *bus.Message) error { return e.bus.Nak(ctx, m.AckToken, time.Hour) },
+		"Settler.Term": func(ctx context.Context, m *bus.Message) error { return e.bus.Term(ctx, m.AckToken, "done") },
+		"Message.Ack":  func(ctx context.Context, m *bus.Message) error { return m.Ack(ctx) },
+		"Message.Nak":  func(ctx context.Context, m *bus.Message) error { return m.Nak(ctx, time.Hour) },
+		"Message.Term": func(ctx context.Context, m *bus.Message) error { return m.Term(ctx, "") },
+	}
+	ctx := testContext(t)
+	for name, settle := range first {
+		e.publish(t, "STALE.a", name)
+		m := e.fetchN(t, stream, consumer, 1)[0]
+		if err := settle(ctx, m); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for op, again := range settlers(e.bus) {
+			if err := again(ctx, m.AckToken); !errors.Is(err, bus.ErrStaleToken) {
+				t.Errorf("after %s, %s by token = %v, want bus.ErrStaleToken", name, op, err)
+			}
+		}
+		if err := m.Ack(ctx); !errors.Is(err, bus.ErrStaleToken) {
+			t.Errorf("after %s, Message.Ack = %v, want bus.ErrStaleToken", name, err)
+		}
+	}
+	// Only the two nak'd messages wait for their (hour-long) redelivery.
+	// Naks and terms are not confirmed, so the server may apply the last
+	// one after answering a first look.
+	waitFor(t, "the server to apply every settlement", func() bool {
+		info, err := e.bus.ConsumerInfo(ctx, stream, consumer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.NumAckPending == 2 && info.NumPending == 0
+	})
+}
+
+func TestInProgressKeepsTokenValid(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stream := e.stream(t, "WIP", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
+	e.publish(t, "WIP.a", "x")
+	m := e.fetchN(t, stream, consumer, 1)[0]
+	ctx := testContext(t)
+	for range 3 {
+		if err := e.bus.InProgress(ctx, m.AckToken); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.InProgress(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.bus.Ack(ctx, m.AckToken); err != nil {
+		t.Fatalf("Ack after InProgress: %v", err)
+	}
+}
+
+// TestRedeliveryMakesTokenStale lets a delivery's ack wait pass until the
+// message is delivered again, and checks the first token is stale while
+// the new one settles.
+func TestRedeliveryMakesTokenStale(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stream := e.stream(t, "AGAIN", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{AckWait: 200 * time.Millisecond})
+	e.publish(t, "AGAIN.a", "x")
+	first := e.fetchN(t, stream, consumer, 1)[0]
+	second := e.fetchN(t, stream, consumer, 1)[0]
+	if second.DeliveryCount != 2 {
+		t.Fatalf("second delivery count %d, want 2", second.DeliveryCount)
+	}
+	ctx := testContext(t)
+	if err := e.bus.Ack(ctx, first.AckToken); !errors.Is(err, bus.ErrStaleToken) {
+		t.Fatalf("Ack of the first delivery = %v, want bus.ErrStaleToken", err)
+	}
+	if err := first.Ack(ctx); !errors.Is(err, bus.ErrStaleToken) {
+		t.Fatalf("Message.Ack of the first delivery = %v, want bus.ErrStaleToken", err)
+	}
+	if err := e.bus.Ack(ctx, second.AckToken); err != nil {
+		t.Fatalf("Ack of the redelivery: %v", err)
+	}
+}
+
+// TestTokenOnlySettlesOnItsBus checks that a bus sharing the token key, but
+// not the delivery, reports the token stale rather than acting blindly.
+func TestTokenOnlySettlesOnItsBus(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, jetstream.WithTokenKey(sharedKey))
+	stream := e.stream(t, "SHARED", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
+	e.publish(t, "SHARED.a", "x")
+	m := e.fetchN(t, stream, consumer, 1)[0]
+
+	other, err := jetstream.New(e.nc, jetstream.WithTokenKey(sharedKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ctx := testContext(t)
+	if err := other.Ack(ctx, m.AckToken); !errors.Is(err, bus.ErrStaleToken) {
+		t.Fatalf("Ack on another bus = %v, want bus.ErrStaleToken", err)
+	}
+	if err := e.bus.Ack(ctx, m.AckToken); err != nil {
+		t.Fatalf("Ack on the bus that received it: %v", err)
+	}
+}
+
+func TestNakRejectsNegativeDelay(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stream := e.stream(t, "NEG", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
+	e.publish(t, "NEG.a", "x")
+	m := e.fetchN(t, stream, consumer, 1)[0]
+	ctx := testContext(t)
+	if err := e.bus.Nak(ctx, m.AckToken, -time.Second); !errors.Is(err, bus.ErrInvalidConfig) {
+		t.Fatalf("Nak with a negative delay = %v, want bus.ErrInvalidConfig", err)
+	}
+	if err := m.Nak(ctx, -time.Second); !errors.Is(err, bus.ErrInvalidConfig) {
+		t.Fatalf("Message.Nak with a negative delay = %v, want bus.ErrInvalidConfig", err)
+	}
+	if err := m.Ack(ctx); err != nil {
+		t.Fatalf("the refused naks left the delivery unsettleable: %v", err)
+	}
+}
+
+func TestAckOfDeletedConsumer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stream := e.stream(t, "GONE", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
+	e.publish(t, "GONE.a", "x")
+	m := e.fetchN(t, stream, consumer, 1)[0]
+	ctx := testContext(t)
+	if err := e.bus.DeleteConsumer(ctx, stream, consumer); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Ack(ctx); !errors.Is(err, bus.ErrNotFound) {
+		t.Fatalf("Ack after the consumer was deleted = %v, want bus.ErrNotFound", err)
+	}
+}

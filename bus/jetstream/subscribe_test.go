@@ -1,0 +1,354 @@
+package jetstream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wfeventbus/eventbus/bus"
+	"github.com/wfeventbus/eventbus/bus/embedded"
+	"github.com/wfeventbus/eventbus/bus/jetstream"
+)
+
+func TestSubscribeRejectsInvalidArguments(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stream := e.stream(t, "ARGS", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
+	h := func(context.Context, *bus.Message) {}
+	cases := map[string]func(ctx context.Context) error{
+		"nil handler": func(ctx context.Context) error {
+			_, err := e.bus.Subscribe(ctx, stream, consumer, nil, bus.SubscribeOptions{})
+			return err
+		},
+		"negative concurrency": func(ctx context.Context) error {
+			_, err := e.bus.Subscribe(ctx, stream, consumer, h, bus.SubscribeOptions{Concurrency: -1})
+			return err
+		},
+		"no consumer name": func(ctx context.Context) error {
+			_, err := e.bus.Subscribe(ctx, stream, "", h, bus.SubscribeOptions{})
+			return err
+		},
+	}
+	for name, call := range cases {
+		if err := call(testContext(t)); !errors.Is(err, bus.ErrInvalidConfig) {
+			t.Errorf("%s: got %v, want bus.ErrInvalidConfig", name, err)
+		}
+	}
+}
+
+// TestSubscribeBoundsConcurrency checks that no more than Concurrency
+// handlers run at once, and that as many do when messages wait.
+func TestSubscribeBoundsConcurrency(t *testing.T) {
+	t.Parallel()
+	const workers, total = 3, 30
+	e := newEnv(t)
+	stream := e.stream(t, "CONC", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
+	for i := range total {
+		e.publish(t, fmt.Sprintf("CONC.%d", i), "x")
+	}
+
+	var (
+		running, peak, handled atomic.Int64
+		full                   = make(chan struct{})
+		fullOnce               sync.Once
+		done                   = make(chan struct{})
+	)
+	sub, err := e.bus.Subscribe(testContext(t), stream, consumer, func(ctx context.Context, m *bus.Message) {
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		if n == workers {
+			fullOnce.Do(func() { close(full) })
+		}
+		// Hold every handler until all workers have been busy at once.
+		<-full
+		running.Add(-1)
+		if err := m.Ack(ctx); err != nil {
+			t.Errorf("Ack: %v", err)
+		}
+		if handled.Add(1) == total {
+			close(done)
+		}
+	}, bus.SubscribeOptions{Concurrency: workers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop(context.Background())
+	wait(t, done, "every message to be handled")
+	if p := peak.Load(); p != workers {
+		t.Fatalf("at most %d handlers ran at once, want exactly %d", p, workers)
+	}
+}
+
+// TestSubscribeOrderedBySubject checks that a subject's messages run one at
+// a time, in stream order, while subjects run in parallel.
+func TestSubscribeOrderedBySubject(t *testing.T) {
+	t.Parallel()
+	const subjects, perSubject = 4, 40
+	e := newEnv(t)
+	stream := e.stream(t, "ORD", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
+	for i := range perSubject {
+		for s := range subjects {
+			e.publish(t, fmt.Sprintf("ORD.s%d", s), fmt.Sprint(i))
+		}
+	}
+	var (
+		mu       sync.Mutex
+		seen     = map[string][]string{}
+		running  = map[string]bool{}
+		overlaps int
+		handled  int
+		done     = make(chan struct{})
+	)
+	sub, err := e.bus.Subscribe(testContext(t), stream, consumer, func(ctx context.Context, m *bus.Message) {
+		mu.Lock()
+		if running[m.Subject] {
+			overlaps++
+		}
+		running[m.Subject] = true
+		seen[m.Subject] = append(seen[m.Subject], string(m.Payload))
+		mu.Unlock()
+		_ = m.Ack(ctx)
+		mu.Lock()
+		running[m.Subject] = false
+		if handled++; handled == subjects*perSubject {
+			close(done)
+		}
+		mu.Unlock()
+	}, bus.SubscribeOptions{Concurrency: subjects, OrderedBySubject: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop(context.Background())
+	wait(t, done, "every message to be handled")
+	mu.Lock()
+	defer mu.Unlock()
+	if overlaps > 0 {
+		t.Errorf("%d handlers started while another of their subject ran", overlaps)
+	}
+	for subject, got := range seen {
+		for i, p := range got {
+			if p != fmt.Sprint(i) {
+				t.Fatalf("subject %s handled out of order: %q", subject, got)
+			}
+		}
+	}
+}
+
+// TestSubscriptionStopReleasesHeldMessages stops a subscription whose only
+// handler is busy, and checks that the messages it held but never started
+// go straight back to the consumer, without waiting out an ack wait.
+func TestSubscriptionStopReleasesHeldMessages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stream := e.stream(t, "HELD", bus.StreamConfig{})
+	// An ack wait longer than the test: only a release brings them back.
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{AckWait: time.Hour})
+	for i := range 5 {
+		e.publish(t, fmt.Sprintf("HELD.%d", i), "x")
+	}
+	started := make(chan *bus.Message, 1)
+	release := make(chan struct{})
+	var calls atomic.Int64
+	sub, err := e.bus.Subscribe(testContext(t), stream, consumer, func(ctx context.Context, m *bus.Message) {
+		calls.Add(1)
+		started <- m
+		<-release
+		_ = m.Ack(ctx)
+	}, bus.SubscribeOptions{Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := <-started
+	stopped := make(chan error, 1)
+	go func() { stopped <- sub.Stop(testContext(t)) }()
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("the handler ran %d times, want once", n)
+	}
+	rest := e.fetchN(t, stream, consumer, 4)
+	for _, m := range rest {
+		if m.StreamSequence == first.StreamSequence {
+			t.Fatalf("the handled message came back: %+v", m)
+		}
+	}
+}
+
+// TestSubscribeAgainAfterStop checks that a stopped subscription leaves no
+// pull behind: messages published after Stop reach the next subscriber on
+// their first delivery.
+func TestSubscribeAgainAfterStop(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stream := e.stream(t, "ROUNDS", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{AckWait: time.Hour})
+	ctx := testContext(t)
+	for round := range 5 {
+		const n = 50
+		var (
+			handled    atomic.Int64
+			redelivery atomic.Int64
+			done       = make(chan struct{})
+		)
+		sub, err := e.bus.Subscribe(ctx, stream, consumer, func(ctx context.Context, m *bus.Message) {
+			if m.DeliveryCount != 1 {
+				redelivery.Add(1)
+			}
+			_ = m.Ack(ctx)
+			if handled.Add(1) == n {
+				close(done)
+			}
+		}, bus.SubscribeOptions{Concurrency: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			e.publish(t, fmt.Sprintf("ROUNDS.%d", i), "x")
+		}
+		wait(t, done, fmt.Sprintf("round %d to be handled", round))
+		if err := sub.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if r := redelivery.Load(); r > 0 {
+			t.Fatalf("round %d: %d messages came as redeliveries", round, r)
+		}
+	}
+}
+
+func TestSubscribeSurvivesHandlerPanic(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stream := e.stream(t, "PANIC", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
+	done := make(chan struct{})
+	sub, err := e.bus.Subscribe(testContext(t), stream, consumer, func(ctx context.Context, m *bus.Message) {
+		if string(m.Payload) == "boom" {
+			panic("handler failure")
+		}
+		_ = m.Ack(ctx)
+		close(done)
+	}, bus.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop(context.Background())
+	e.publish(t, "PANIC.a", "boom")
+	e.publish(t, "PANIC.a", "fine")
+	wait(t, done, "the message after the panic to be handled")
+}
+
+// TestSubscriptionResumesAfterRestart restarts the broker under a running
+// subscription and checks it handles what is published afterwards.
+func TestSubscriptionResumesAfterRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	e := newEnvWith(t, embedded.Config{StoreDir: dir, Port: embedded.RandomPort})
+	stream := e.stream(t, "RESUME", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
+	got := make(chan string, 10)
+	sub, err := e.bus.Subscribe(testContext(t), stream, consumer, func(ctx context.Context, m *bus.Message) {
+		if err := m.Ack(ctx); err == nil {
+			got <- string(m.Payload)
+		}
+	}, bus.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop(context.Background())
+	e.publish(t, "RESUME.a", "before")
+	if p := receive(t, got); p != "before" {
+		t.Fatalf("handled %q, want before", p)
+	}
+
+	ctx := testContext(t)
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again, err := embedded.Start(ctx, embedded.Config{StoreDir: dir, Port: e.srv.Port()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = again.Shutdown(context.Background()) })
+	waitFor(t, "the client to reconnect", e.nc.IsConnected)
+	e.publish(t, "RESUME.a", "after")
+	if p := receive(t, got); p != "after" {
+		t.Fatalf("handled %q, want after", p)
+	}
+}
+
+func TestCloseStopsSubscriptionsAndOwnedConn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stream := e.stream(t, "OWNED", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
+	b, err := jetstream.New(e.nc, jetstream.WithOwnedConn(), jetstream.WithCloseTimeout(hangGuard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	finished := make(chan error, 1)
+	if _, err := b.Subscribe(testContext(t), stream, consumer, func(ctx context.Context, m *bus.Message) {
+		once.Do(func() { close(started) })
+		<-release
+		// A handler may still settle while Close waits for it.
+		finished <- m.Ack(ctx)
+	}, bus.SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(t, "OWNED.a", "x")
+	<-started
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	// Once Close has begun, the bus takes no new work.
+	waitFor(t, "Close to begin", func() bool {
+		_, err := b.StreamInfo(testContext(t), stream)
+		return errors.Is(err, bus.ErrClosed)
+	})
+	close(release)
+	if err := <-finished; err != nil {
+		t.Fatalf("Ack by a handler Close waited for: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if !e.nc.IsClosed() {
+		t.Fatal("Close did not close the connection it owns")
+	}
+}
+
+// wait blocks until ch is closed, failing the test after hangGuard.
+func wait(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(hangGuard):
+		t.Fatalf("gave up waiting for %s", what)
+	}
+}
+
+func receive(t *testing.T, ch <-chan string) string {
+	t.Helper()
+	select {
+	case s := <-ch:
+		return s
+	case <-time.After(hangGuard):
+		t.Fatal("gave up waiting for a handled message")
+		return ""
+	}
+}
