@@ -178,49 +178,49 @@ func (p *Plugin) CreateModule(_ context.Context, typ, name string, config map[st
 	case TypeBroker:
 		cfg := &eventbusv1.BrokerConfig{}
 		if err := decode(config, cfg, "config", false); err != nil {
-			return nil, fmt.Errorf("module %s (%s): %w", name, typ, err)
+			return nil, err
 		}
 		configDir, _ := config["_config_dir"].(string)
 		b, err := newBroker(name, cfg, configDir, p.getenv, p.log, p.busOpts)
 		if err != nil {
-			return nil, fmt.Errorf("module %s (%s): %w", name, typ, err)
+			return nil, err
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if _, dup := p.brokers[name]; dup {
-			return nil, fmt.Errorf("module %s (%s): %w: a broker named %s already exists", name, typ, ErrConfig, name)
+			return nil, fmt.Errorf("%w: a broker named %s already exists", ErrConfig, name)
 		}
 		p.brokers[name] = b
 		return &registered{Module: b, release: func() { p.forget(func() { delete(p.brokers, name) }) }}, nil
 	case TypeStream:
 		cfg := &eventbusv1.StreamConfig{}
 		if err := decode(config, cfg, "config", false); err != nil {
-			return nil, fmt.Errorf("module %s (%s): %w", name, typ, err)
+			return nil, err
 		}
 		s, err := newStreamModule(p, name, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("module %s (%s): %w", name, typ, err)
+			return nil, err
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if _, dup := p.streams[s.cfg.Name]; dup {
-			return nil, fmt.Errorf("module %s (%s): %w: stream %s is declared twice", name, typ, ErrConfig, s.cfg.Name)
+			return nil, fmt.Errorf("%w: stream %s is declared twice", ErrConfig, s.cfg.Name)
 		}
 		p.streams[s.cfg.Name] = s
 		return &registered{Module: s, release: func() { p.forget(func() { delete(p.streams, s.cfg.Name) }) }}, nil
 	case TypeConsumer:
 		cfg := &eventbusv1.ConsumerConfig{}
 		if err := decode(config, cfg, "config", false); err != nil {
-			return nil, fmt.Errorf("module %s (%s): %w", name, typ, err)
+			return nil, err
 		}
 		c, err := newConsumerModule(p, name, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("module %s (%s): %w", name, typ, err)
+			return nil, err
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if _, dup := p.consumers[c.settings.Durable]; dup {
-			return nil, fmt.Errorf("module %s (%s): %w: consumer %s is declared twice", name, typ, ErrConfig, c.settings.Durable)
+			return nil, fmt.Errorf("%w: consumer %s is declared twice", ErrConfig, c.settings.Durable)
 		}
 		p.consumers[c.settings.Durable] = c
 		return &registered{Module: c, release: func() { p.forget(func() { delete(p.consumers, c.settings.Durable) }) }}, nil

@@ -73,15 +73,8 @@ func hasTemplate(v any) bool {
 }
 
 // CreateStep creates a step of type typ from its raw (untemplated) config.
-func (p *Plugin) CreateStep(_ context.Context, typ, name string, config map[string]any) (Step, error) {
-	s, err := p.createStep(typ, config)
-	if err != nil {
-		return nil, fmt.Errorf("step %s (%s): %w", name, typ, err)
-	}
-	return s, nil
-}
-
-func (p *Plugin) createStep(typ string, config map[string]any) (Step, error) {
+// The host names the step in errors; name is not needed here.
+func (p *Plugin) CreateStep(_ context.Context, typ, _ string, config map[string]any) (Step, error) {
 	switch typ {
 	case StepPublish:
 		c, err := newStepConfig(config, func() *eventbusv1.PublishStepConfig { return &eventbusv1.PublishStepConfig{} })
@@ -174,8 +167,11 @@ func (s *publishStep) Execute(ctx context.Context, in StepInput) (map[string]any
 		return nil, err
 	}
 	ack, err := jb.Publish(ctx, msg)
+	if errors.Is(err, bus.ErrPayloadTooLarge) {
+		return nil, fmt.Errorf("message of %d bytes: %w", len(msg.Payload), err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("publish to %s: %w", msg.Subject, err)
+		return nil, err
 	}
 	s.p.metrics.Published(msg.Subject, 1)
 	return map[string]any{

@@ -59,11 +59,7 @@ func (p *Plugin) CreateTrigger(_ context.Context, typ, workflowType string, conf
 	if typ != TriggerSubscribe {
 		return nil, fmt.Errorf("%w: trigger type %q (known: %s)", ErrUnknownType, typ, TriggerSubscribe)
 	}
-	t, err := p.newSubscribeTrigger(workflowType, config, run)
-	if err != nil {
-		return nil, fmt.Errorf("trigger %s for %s: %w", typ, workflowType, err)
-	}
-	return t, nil
+	return p.newSubscribeTrigger(workflowType, config, run)
 }
 
 func (p *Plugin) newSubscribeTrigger(workflowType string, config map[string]any, run RunFunc) (*subscribeTrigger, error) {
