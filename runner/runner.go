@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,6 +45,7 @@ type Runner struct {
 	mu       sync.Mutex
 	state    state
 	inflight sync.WaitGroup
+	running  atomic.Int64 // runs in flight, for the shutdown log
 	stopErr  error
 	done     chan struct{}
 
@@ -347,6 +349,18 @@ func (r *Runner) shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.state = stateStopping
 	r.mu.Unlock()
+	// The shutdown timeout counts from here, not from the end of the
+	// trigger stops: a trigger may wait for its in-flight runs before its
+	// StopTrigger returns (the eventbus subscribe trigger does, so that it
+	// can settle their messages), and those runs must still be cancelled
+	// when the timeout expires.
+	expire := time.AfterFunc(r.opts.shutdownTimeout, func() {
+		if n := r.running.Load(); n > 0 {
+			r.log.Warn("shutdown timeout expired; cancelling in-flight runs", "timeout", r.opts.shutdownTimeout, "runs", n)
+		}
+		r.cancelRuns(ErrShutdown)
+	})
+	defer expire.Stop()
 	var errs []error
 	for _, h := range slices.Backward(r.triggers) {
 		if !h.started {
@@ -376,28 +390,20 @@ func (r *Runner) shutdown(ctx context.Context) error {
 	return nil
 }
 
-// drain waits for in-flight runs: up to the shutdown timeout, then it
-// cancels them and waits for them to return, as long as ctx allows.
+// drain waits for in-flight runs to return, as long as ctx allows; runs
+// still going when the shutdown timeout expires have been cancelled by
+// then (see shutdown). If ctx ends first, the runs are cancelled at once.
 func (r *Runner) drain(ctx context.Context) {
 	drained := make(chan struct{})
 	go func() {
 		r.inflight.Wait()
 		close(drained)
 	}()
-	timer := time.NewTimer(r.opts.shutdownTimeout)
-	defer timer.Stop()
 	select {
 	case <-drained:
-		return
-	case <-timer.C:
-		r.log.Warn("shutdown timeout expired; cancelling in-flight runs", "timeout", r.opts.shutdownTimeout)
 	case <-ctx.Done():
 		r.log.Warn("stop context ended; cancelling in-flight runs", "error", ctx.Err())
-	}
-	r.cancelRuns(ErrShutdown)
-	select {
-	case <-drained:
-	case <-ctx.Done():
+		r.cancelRuns(ErrShutdown)
 	}
 }
 
@@ -456,8 +462,10 @@ func (r *Runner) TriggerWorkflow(ctx context.Context, workflowType, action strin
 		return fmt.Errorf("%w: pipeline %s not run", ErrNotRunning, rt.cfg.Name)
 	}
 	r.inflight.Add(1)
+	r.running.Add(1)
 	r.mu.Unlock()
 	defer r.inflight.Done()
+	defer r.running.Add(-1)
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

@@ -523,6 +523,51 @@ func TestShutdownTimeoutCancelsRuns(t *testing.T) {
 	}
 }
 
+// A trigger that waits for its in-flight runs while it stops (as the
+// eventbus subscribe trigger does) still sees them cancelled when the
+// shutdown timeout expires.
+func TestShutdownTimeoutCancelsRunsWhileTriggerStops(t *testing.T) {
+	t.Parallel()
+	f := newFake(testCatalog(t))
+	entered := make(chan struct{})
+	f.exec = func(ctx context.Context, _ string, _ runner.StepInput) (runner.StepResult, error) {
+		close(entered)
+		<-ctx.Done()
+		return runner.StepResult{}, ctx.Err()
+	}
+	runErr := make(chan error, 1)
+	var (
+		once     sync.Once
+		runEnded error
+	)
+	f.hook = func(call string) {
+		if call == "StopTrigger t:pipeline:p" {
+			once.Do(func() {
+				select {
+				case runEnded = <-runErr:
+				case <-time.After(hangGuard):
+					runEnded = errors.New("the run was not cancelled while its trigger stopped")
+				}
+			})
+		}
+	}
+	r := newRunner(t, "modules:\n  - { name: bus, type: eventbus.broker }\npipelines:\n  p:\n    trigger: { type: trigger.eventbus.subscribe, config: { name: w } }\n    steps: [{ name: a, type: step.test.echo }]\n", f,
+		runner.WithShutdownTimeout(time.Millisecond))
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	go func() { runErr <- r.TriggerWorkflow(context.Background(), "p", "", nil) }()
+	<-entered
+	ctx, cancel := context.WithTimeout(context.Background(), 2*hangGuard)
+	defer cancel()
+	if err := r.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if !errors.Is(runEnded, runner.ErrShutdown) {
+		t.Errorf("want the run cancelled with ErrShutdown during StopTrigger, got %v", runEnded)
+	}
+}
+
 func TestRunTimeout(t *testing.T) {
 	t.Parallel()
 	f := newFake(testCatalog(t))

@@ -96,6 +96,25 @@ func (e *env) publish(t testing.TB, subject, payload string) bus.PublishAck {
 	return ack
 }
 
+// publishRetrying publishes like a client riding out a broker restart: an
+// attempt that gets no answer in time (the request can be lost while the
+// restarted server recovers its streams) is made again.
+func (e *env) publishRetrying(t testing.TB, subject, payload string) {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := e.bus.Publish(ctx, bus.OutgoingMessage{Subject: subject, Payload: []byte(payload)})
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+}
+
 // fetchN fetches until n messages arrived.
 func (e *env) fetchN(t testing.TB, stream, consumer string, n int) []*bus.Message {
 	t.Helper()

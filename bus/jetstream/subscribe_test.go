@@ -284,7 +284,7 @@ func TestSubscriptionResumesAfterRestart(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = again.Shutdown(context.Background()) })
 	waitFor(t, "the client to reconnect", e.nc.IsConnected)
-	e.publish(t, "RESUME.a", "after")
+	e.publishRetrying(t, "RESUME.a", "after")
 	if p := receive(t, got); p != "after" {
 		t.Fatalf("handled %q, want after", p)
 	}

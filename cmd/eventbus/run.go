@@ -80,7 +80,7 @@ func runApp(ctx context.Context, d deps, logger *slog.Logger, file string, o *ru
 	}
 	defer closePlugin(c, logger)
 
-	p := runner.FromClient(c)
+	p := livePlugin{runner.FromClient(c), c}
 	cfg, err := runner.CheckFile(file, d.lookupEnv, p.Catalog())
 	if err != nil {
 		return err
@@ -117,6 +117,29 @@ func runApp(ctx context.Context, d deps, logger *slog.Logger, file string, o *ru
 		exitErr = pluginFailure(c, fmt.Errorf("stop: %w", err))
 	}
 	return exitErr
+}
+
+// livePlugin is the launched plugin as the runner drives it. Once the
+// plugin process has died, stopping its triggers and modules is skipped:
+// they died with it, and every call would fail with the same exit error,
+// which runApp reports once.
+type livePlugin struct {
+	runner.Plugin
+	c *wfplugin.Client
+}
+
+func (p livePlugin) StopTrigger(ctx context.Context, handle string) error {
+	if p.c.Exited() {
+		return nil
+	}
+	return p.Plugin.StopTrigger(ctx, handle)
+}
+
+func (p livePlugin) StopModule(ctx context.Context, handle string) error {
+	if p.c.Exited() {
+		return nil
+	}
+	return p.Plugin.StopModule(ctx, handle)
 }
 
 // launchPlugin starts the plugin binary: path, or this executable in plugin

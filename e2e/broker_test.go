@@ -1,0 +1,129 @@
+package e2e_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// pollEvery is how often a test re-checks a condition it waits for.
+const pollEvery = 50 * time.Millisecond
+
+// connect opens a JetStream client on an app's broker, closed when the
+// test ends.
+func connect(t *testing.T, a *app) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(a.url, nats.Name(t.Name()), nats.MaxReconnects(0))
+	if err != nil {
+		t.Fatalf("connect to %s: %v", a.url, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// publish publishes data to subject and fails the test unless a stream
+// stored it.
+func publish(t *testing.T, ctx context.Context, js jetstream.JetStream, subject, data string) {
+	t.Helper()
+	if _, err := js.Publish(ctx, subject, []byte(data)); err != nil {
+		t.Fatalf("publish %s %s: %v", subject, data, err)
+	}
+}
+
+// readStream reads the messages of stream on subject from the start until
+// it has n of them, and returns them in stream order.
+func readStream(t *testing.T, ctx context.Context, js jetstream.JetStream, stream, subject string, n int) []jetstream.Msg {
+	t.Helper()
+	c, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		t.Fatalf("read %s on %s: %v", subject, stream, err)
+	}
+	var out []jetstream.Msg
+	for len(out) < n {
+		if ctx.Err() != nil {
+			t.Fatalf("read %s on %s: %d of %d messages before %v", subject, stream, len(out), n, ctx.Err())
+		}
+		batch, err := c.Fetch(n-len(out), jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			t.Fatalf("read %s on %s: %v", subject, stream, err)
+		}
+		for m := range batch.Messages() {
+			out = append(out, m)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			t.Fatalf("read %s on %s: %v", subject, stream, err)
+		}
+	}
+	return out
+}
+
+// eventually polls cond until it reports true; the test fails if ctx ends
+// first, with what cond last said.
+func eventually(t *testing.T, ctx context.Context, what string, cond func() (bool, string)) {
+	t.Helper()
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v; last state: %s", what, ctx.Err(), state)
+		case <-tick.C:
+		}
+	}
+}
+
+// settled reports whether a durable consumer has delivered everything it
+// has and every delivery was acked or terminated.
+func settled(ctx context.Context, js jetstream.JetStream, stream, consumer string) (bool, string) {
+	c, err := js.Consumer(ctx, stream, consumer)
+	if err != nil {
+		return false, err.Error()
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return false, err.Error()
+	}
+	state := fmt.Sprintf("consumer %s: pending %d, ack pending %d, redelivered %d, delivered %d",
+		consumer, info.NumPending, info.NumAckPending, info.NumRedelivered, info.Delivered.Stream)
+	return info.NumPending == 0 && info.NumAckPending == 0, state
+}
+
+// subjectCount returns how many messages stream holds on subject.
+func subjectCount(t *testing.T, ctx context.Context, js jetstream.JetStream, stream, subject string) uint64 {
+	t.Helper()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	return info.State.Subjects[subject]
+}
+
+// streamMsgs returns how many messages stream holds.
+func streamMsgs(ctx context.Context, js jetstream.JetStream, stream string) (uint64, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}
