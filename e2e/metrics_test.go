@@ -40,6 +40,31 @@ func TestRunMetrics(t *testing.T) {
 	if !strings.Contains(last, "# TYPE eventbus_pipeline_run_seconds histogram") {
 		t.Error("no eventbus_pipeline_run_seconds histogram")
 	}
+
+	// The plugin's own metrics are served on the same endpoint.
+	eventually(t, ctx, "the plugin's counts of the order", func() (bool, string) {
+		body, err := scrape(ctx, url)
+		if err != nil {
+			return false, err.Error()
+		}
+		published, okPub := unlabelled(body, "eventbus_messages_published_total")
+		acks, okAck := sample(body, "eventbus_messages_settled_total", map[string]string{"settlement": "ack"})
+		_, okPending := sample(body, "eventbus_consumer_pending_messages", map[string]string{"broker": "bus", "stream": "ORDERS", "consumer": "order-enricher"})
+		return okPub && published == 1 && okAck && acks == 2 && okPending,
+			fmt.Sprintf("published=%v (%v) acks=%v (%v) pending gauge present=%v", published, okPub, acks, okAck, okPending)
+	})
+}
+
+// unlabelled finds the value of a metric without labels in a Prometheus text
+// exposition.
+func unlabelled(body, metric string) (float64, bool) {
+	for _, line := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(line, metric+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }
 
 // scrape returns the body of a GET of url.
