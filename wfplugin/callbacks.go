@@ -119,7 +119,7 @@ func (h *hostPlugin) GRPCClient(_ context.Context, b *plugin.GRPCBroker, cc *grp
 		// The callback server keeps gRPC's default 4 MiB receive limit, as
 		// the engine's does, so oversized trigger data fails here too.
 		b.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
-			s := grpc.NewServer(opts...)
+			s := grpc.NewServer(append(opts, serverTuning()...)...)
 			pluginv1.RegisterEngineCallbackServiceServer(s, h.callbacks)
 			return s
 		})

@@ -255,6 +255,7 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Client, er
 			return p, nil
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		GRPCDialOptions:  dialTuning(),
 		Logger:           quietHCLog(),
 		StartTimeout:     startTimeout(ctx),
 		Stderr:           c.writers[0],

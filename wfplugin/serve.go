@@ -124,6 +124,7 @@ func serve(p Plugin, cfg *serveConfig, stderr io.Writer, test *plugin.ServeTestC
 		Plugins:         plugin.PluginSet{PluginName: &servePlugin{srv: srv}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts, grpc.MaxRecvMsgSize(cfg.maxRecv))
+			opts = append(opts, serverTuning()...)
 			opts = append(opts, cfg.grpcOpts...)
 			return grpc.NewServer(opts...)
 		},

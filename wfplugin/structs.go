@@ -3,6 +3,7 @@ package wfplugin
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -16,20 +17,20 @@ import (
 // Numbers become float64 on the other side. A nil map yields an empty
 // Struct.
 func ToStruct(m map[string]any) (*structpb.Struct, error) {
-	s := &structpb.Struct{Fields: make(map[string]*structpb.Value, len(m))}
-	for k, v := range m {
-		pv, err := toValue(v, pathKey("", k))
-		if err != nil {
-			return nil, err
-		}
-		s.Fields[k] = pv
+	s, err := toStruct(m)
+	if err != nil {
+		return nil, err.(*shapeError).final()
 	}
 	return s, nil
 }
 
 // ToValue converts one JSON-shaped value, with the rules of ToStruct.
 func ToValue(v any) (*structpb.Value, error) {
-	return toValue(v, "")
+	pv, err := toValue(v)
+	if err != nil {
+		return nil, err.(*shapeError).final()
+	}
+	return pv, nil
 }
 
 // FromStruct converts a Struct to a map; a nil Struct yields an empty map.
@@ -41,7 +42,47 @@ func FromStruct(s *structpb.Struct) map[string]any {
 	return s.AsMap()
 }
 
-func toValue(v any, path string) (*structpb.Value, error) {
+// shapeError is a value that is not JSON-shaped. Its path is collected on
+// the way out of the recursion, so converting a good value builds no path
+// strings at all.
+type shapeError struct {
+	path []string // innermost first
+	typ  any
+}
+
+func (e *shapeError) Error() string { return e.final().Error() }
+
+func (e *shapeError) final() error {
+	where := "value"
+	if len(e.path) > 0 {
+		var b strings.Builder
+		for i := len(e.path) - 1; i >= 0; i-- {
+			seg := e.path[i]
+			if b.Len() > 0 && !strings.HasPrefix(seg, "[") {
+				b.WriteByte('.')
+			}
+			b.WriteString(seg)
+		}
+		where = strconv.Quote(b.String())
+	}
+	return fmt.Errorf("%w: %s has type %T; only string, number, bool, nil, []any and map[string]any are allowed", ErrNotJSONShaped, where, e.typ)
+}
+
+func toStruct(m map[string]any) (*structpb.Struct, error) {
+	s := &structpb.Struct{Fields: make(map[string]*structpb.Value, len(m))}
+	for k, e := range m {
+		pv, err := toValue(e)
+		if err != nil {
+			se := err.(*shapeError)
+			se.path = append(se.path, k)
+			return nil, se
+		}
+		s.Fields[k] = pv
+	}
+	return s, nil
+}
+
+func toValue(v any) (*structpb.Value, error) {
 	switch v := v.(type) {
 	case nil:
 		return structpb.NewNullValue(), nil
@@ -74,41 +115,26 @@ func toValue(v any, path string) (*structpb.Value, error) {
 	case uint64:
 		return structpb.NewNumberValue(float64(v)), nil
 	case map[string]any:
-		s := &structpb.Struct{Fields: make(map[string]*structpb.Value, len(v))}
-		for k, e := range v {
-			pv, err := toValue(e, pathKey(path, k))
-			if err != nil {
-				return nil, err
-			}
-			s.Fields[k] = pv
+		s, err := toStruct(v)
+		if err != nil {
+			return nil, err
 		}
 		return structpb.NewStructValue(s), nil
 	case []any:
 		l := &structpb.ListValue{Values: make([]*structpb.Value, len(v))}
 		for i, e := range v {
-			pv, err := toValue(e, path+"["+strconv.Itoa(i)+"]")
+			pv, err := toValue(e)
 			if err != nil {
-				return nil, err
+				se := err.(*shapeError)
+				se.path = append(se.path, "["+strconv.Itoa(i)+"]")
+				return nil, se
 			}
 			l.Values[i] = pv
 		}
 		return structpb.NewListValue(l), nil
 	default:
-		where := path
-		if where == "" {
-			where = "value"
-		} else {
-			where = strconv.Quote(where)
-		}
-		return nil, fmt.Errorf("%w: %s has type %T; only string, number, bool, nil, []any and map[string]any are allowed", ErrNotJSONShaped, where, v)
+		return nil, &shapeError{typ: v}
 	}
-}
-
-func pathKey(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
 }
 
 // filteredStruct converts m like ToStruct but drops top-level entries that
@@ -116,7 +142,7 @@ func pathKey(path, key string) string {
 func filteredStruct(m map[string]any) *structpb.Struct {
 	s := &structpb.Struct{Fields: make(map[string]*structpb.Value, len(m))}
 	for k, v := range m {
-		if pv, err := toValue(v, k); err == nil {
+		if pv, err := toValue(v); err == nil {
 			s.Fields[k] = pv
 		}
 	}

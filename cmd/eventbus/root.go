@@ -99,6 +99,7 @@ func newRootCmd(d deps) *cobra.Command {
 		newVersionCmd(d),
 		newRunCmd(d, g),
 		newValidateCmd(d, g),
+		newBenchCmd(d, g),
 	)
 	return root
 }
