@@ -2,6 +2,7 @@ package pluginserver
 
 import (
 	"context"
+	"errors"
 
 	"github.com/wfeventbus/eventbus/eventbus"
 	pluginv1 "github.com/wfeventbus/eventbus/gen/workflow/plugin/v1"
@@ -65,8 +66,31 @@ func (s *Server) CreateStep(ctx context.Context, spec wfplugin.StepSpec) (wfplug
 
 // CreateTrigger creates a trigger that fires cb's workflow.
 func (s *Server) CreateTrigger(ctx context.Context, spec wfplugin.TriggerSpec, cb wfplugin.Callback) (wfplugin.Trigger, error) {
-	return s.core.CreateTrigger(ctx, spec.Type, spec.WorkflowType, spec.ConfigMap(), cb.TriggerWorkflow)
+	return s.core.CreateTrigger(ctx, spec.Type, spec.WorkflowType, spec.ConfigMap(), func(ctx context.Context, data map[string]any) error {
+		return hostError(cb.TriggerWorkflow(ctx, data))
+	})
 }
+
+// hostError keeps only the host's own words of a failed workflow, which end
+// up in logs and in the Eventbus-Error header of a dead letter; the protocol
+// layer's prefix says nothing a reader needs.
+func hostError(err error) error {
+	var remote *wfplugin.RemoteError
+	if errors.As(err, &remote) && remote.Message != "" {
+		return &workflowError{msg: remote.Message, cause: err}
+	}
+	return err
+}
+
+// workflowError reads as the host's message and still matches what the
+// original error matched.
+type workflowError struct {
+	msg   string
+	cause error
+}
+
+func (e *workflowError) Error() string { return e.msg }
+func (e *workflowError) Unwrap() error { return e.cause }
 
 type step struct{ eventbus.Step }
 
