@@ -191,7 +191,7 @@ func (p *Plugin) CreateModule(_ context.Context, typ, name string, config map[st
 			return nil, fmt.Errorf("%w: a broker named %s already exists", ErrConfig, name)
 		}
 		p.brokers[name] = b
-		return &registered{Module: b, release: func() { p.forget(func() { delete(p.brokers, name) }) }}, nil
+		return b, nil
 	case TypeStream:
 		cfg := &eventbusv1.StreamConfig{}
 		if err := decode(config, cfg, "config", false); err != nil {
@@ -207,7 +207,7 @@ func (p *Plugin) CreateModule(_ context.Context, typ, name string, config map[st
 			return nil, fmt.Errorf("%w: stream %s is declared twice", ErrConfig, s.cfg.Name)
 		}
 		p.streams[s.cfg.Name] = s
-		return &registered{Module: s, release: func() { p.forget(func() { delete(p.streams, s.cfg.Name) }) }}, nil
+		return s, nil
 	case TypeConsumer:
 		cfg := &eventbusv1.ConsumerConfig{}
 		if err := decode(config, cfg, "config", false); err != nil {
@@ -223,26 +223,10 @@ func (p *Plugin) CreateModule(_ context.Context, typ, name string, config map[st
 			return nil, fmt.Errorf("%w: consumer %s is declared twice", ErrConfig, c.settings.Durable)
 		}
 		p.consumers[c.settings.Durable] = c
-		return &registered{Module: c, release: func() { p.forget(func() { delete(p.consumers, c.settings.Durable) }) }}, nil
+		return c, nil
 	}
 	return nil, fmt.Errorf("%w: module type %q (known: %s)", ErrUnknownType, typ, strings.Join(ModuleTypes(), ", "))
 }
-
-func (p *Plugin) forget(f func()) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	f()
-}
-
-// registered is a module that leaves the plugin's registry when destroyed.
-type registered struct {
-	Module
-	release func()
-	once    sync.Once
-}
-
-// Destroy removes the module from the plugin so its name can be declared again.
-func (r *registered) Destroy() { r.once.Do(r.release) }
 
 // broker resolves a broker_ref: the named broker, or the only one.
 func (p *Plugin) broker(ref string) (*broker, error) {
