@@ -2,7 +2,6 @@ package pluginserver
 
 import (
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -10,6 +9,7 @@ import (
 	"github.com/wfeventbus/eventbus/eventbus"
 	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
 	pluginv1 "github.com/wfeventbus/eventbus/gen/workflow/plugin/v1"
+	"github.com/wfeventbus/eventbus/wfplugin"
 )
 
 // contractMode is the mode of every contract: the host sends the Struct
@@ -67,25 +67,11 @@ func Contracts() *pluginv1.ContractRegistry {
 
 func fullName(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
 
-// descriptorSet holds the files that declare msgs and every file they import,
-// each once, imports before the files that need them.
+// descriptorSet holds the files that declare msgs and every file they import.
 func descriptorSet(msgs []proto.Message) *descriptorpb.FileDescriptorSet {
-	set := &descriptorpb.FileDescriptorSet{}
-	seen := map[string]bool{}
-	var add func(fd protoreflect.FileDescriptor)
-	add = func(fd protoreflect.FileDescriptor) {
-		if seen[fd.Path()] {
-			return
-		}
-		seen[fd.Path()] = true
-		imports := fd.Imports()
-		for i := range imports.Len() {
-			add(imports.Get(i).FileDescriptor)
-		}
-		set.File = append(set.File, protodesc.ToFileDescriptorProto(fd))
+	files := make([]protoreflect.FileDescriptor, len(msgs))
+	for i, m := range msgs {
+		files[i] = m.ProtoReflect().Descriptor().ParentFile()
 	}
-	for _, m := range msgs {
-		add(m.ProtoReflect().Descriptor().ParentFile())
-	}
-	return set
+	return wfplugin.FileDescriptorSet(files...)
 }
