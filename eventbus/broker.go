@@ -2,10 +2,13 @@ package eventbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -215,6 +218,10 @@ func (b *broker) startEmbedded(ctx context.Context) (*jetstream.Bus, error) {
 	cfg := b.plan.embedded
 	cfg.Logger = b.log
 	srv, err := embedded.Start(ctx, cfg)
+	if errors.Is(err, embedded.ErrPortInUse) {
+		return nil, fmt.Errorf("%w; to use the broker already listening there instead, set dsn or NATS_URL to nats://%s",
+			err, net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wfeventbus/eventbus/bus"
+	"github.com/wfeventbus/eventbus/bus/embedded"
 	"github.com/wfeventbus/eventbus/eventbus"
 )
 
@@ -524,5 +526,26 @@ func TestTwoBrokers(t *testing.T) {
 	last := map[string]any{"subject": "ev.y", "payload": "p", "broker_ref": "west"}
 	if out := a.exec(a.step(eventbus.StepPublish, last), last, nil); out["stream"] != "WV" || out["sequence"] != "3" {
 		t.Fatalf("west publish = %v, want WV seq 3", out)
+	}
+}
+
+func TestEmbeddedPortInUse(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	p := eventbus.New(eventbus.Options{})
+	m, err := p.CreateModule(context.Background(), eventbus.TypeBroker, "bus", map[string]any{
+		"embedded": map[string]any{"port": float64(port), "store_dir": t.TempDir()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.Start(context.Background())
+	if !errors.Is(err, embedded.ErrPortInUse) || !strings.Contains(err.Error(), fmt.Sprintf("NATS_URL to nats://127.0.0.1:%d", port)) {
+		t.Fatalf("start on a taken port: %v", err)
 	}
 }
