@@ -326,7 +326,7 @@ func (s *subscription) unsubscribe() {
 		select {
 		case m := <-s.inbox:
 			if !isStatus(m) && !s.handle.ackNone {
-				_ = s.b.nc.Publish(m.Reply, []byte(releaseBody))
+				_ = s.b.nc.Publish(m.Reply, []byte(nakBody))
 			}
 		default:
 			return

@@ -168,7 +168,7 @@ func (b *Bus) release(d *delivery) {
 		return
 	}
 	if _, err := b.tracker.lookup(d.key, d.reply, true); err == nil {
-		_ = b.nc.Publish(d.reply, []byte(releaseBody))
+		_ = b.nc.Publish(d.reply, []byte(nakBody))
 	}
 }
 
@@ -193,11 +193,6 @@ const (
 	nakBody        = "-NAK"
 	termBody       = "+TERM"
 	inProgressBody = "+WPI"
-	// releaseBody hands a delivery back for redelivery at once. The tiny
-	// delay makes the server record the nak in the consumer's stored state,
-	// so a message released just before the server shuts down is delivered
-	// again right after it restarts instead of after a whole ack wait.
-	releaseBody = `-NAK {"delay":1}`
 )
 
 // defaultAckTimeout bounds waiting for the server to confirm an ack when the
