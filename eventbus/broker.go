@@ -278,7 +278,7 @@ func (b *broker) Stop(ctx context.Context) error {
 		errs = append(errs, b.srv.Shutdown(ctx))
 		b.srv = nil
 	}
-	return joinErrs(errs)
+	return errors.Join(errs...)
 }
 
 var _ bus.Bus = (*jetstream.Bus)(nil)

@@ -84,7 +84,7 @@ func (p *Plugin) ensureConsumer(ctx context.Context, brokerRef string, s consume
 	if err != nil {
 		return err
 	}
-	if sm := p.stream(s.Stream); sm != nil {
+	if sm := p.stream(b, s.Stream); sm != nil {
 		if err := sm.ensure(ctx); err != nil {
 			return err
 		}

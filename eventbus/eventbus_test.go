@@ -549,3 +549,35 @@ func TestEmbeddedPortInUse(t *testing.T) {
 		t.Fatalf("start on a taken port: %v", err)
 	}
 }
+
+func TestSameNamesOnTwoBrokers(t *testing.T) {
+	t.Parallel()
+	a := newApp(t,
+		embeddedBroker(t, "east"),
+		embeddedBroker(t, "west"),
+		decl{eventbus.TypeStream, "orders-east", map[string]any{"name": "ORDERS", "subjects": []any{"orders.>"}, "broker_ref": "east"}},
+		decl{eventbus.TypeStream, "orders-west", map[string]any{"name": "ORDERS", "subjects": []any{"orders.>"}, "broker_ref": "west"}},
+		decl{eventbus.TypeConsumer, "worker-east", map[string]any{"name": "worker", "stream_name": "ORDERS", "broker_ref": "east"}},
+		decl{eventbus.TypeConsumer, "worker-west", map[string]any{"name": "worker", "stream_name": "ORDERS", "broker_ref": "west"}},
+	)
+	for _, ref := range []string{"east", "west", "west"} {
+		cfg := map[string]any{"subject": "orders.x", "payload": ref, "broker_ref": ref}
+		a.exec(a.step(eventbus.StepPublish, cfg), cfg, nil)
+	}
+	for ref, want := range map[string]float64{"east": 1, "west": 2} {
+		cfg := map[string]any{"consumer": "worker", "broker_ref": ref, "max_wait": "500ms"}
+		if got := a.exec(a.step(eventbus.StepConsume, cfg), cfg, nil); got["count"] != want {
+			t.Errorf("consumed %v from %s, want %v", got["count"], ref, want)
+		}
+	}
+	run := func(context.Context, map[string]any) error { return nil }
+	if _, err := a.p.CreateTrigger(context.Background(), eventbus.TriggerSubscribe, "pipeline:p", map[string]any{"name": "worker"}, run); !errors.Is(err, eventbus.ErrUnknownRef) {
+		t.Fatalf("trigger on a consumer declared on two brokers without broker_ref: %v, want ErrUnknownRef", err)
+	}
+	if _, err := a.p.CreateTrigger(context.Background(), eventbus.TriggerSubscribe, "pipeline:p", map[string]any{"name": "worker", "bus": "west"}, run); err != nil {
+		t.Fatalf("trigger with bus: west: %v", err)
+	}
+	if _, err := a.p.CreateModule(context.Background(), eventbus.TypeStream, "again", map[string]any{"name": "ORDERS", "subjects": []any{"x"}, "broker_ref": "east"}); !errors.Is(err, eventbus.ErrConfig) {
+		t.Fatalf("second ORDERS on east: %v, want ErrConfig", err)
+	}
+}

@@ -2,7 +2,6 @@ package eventbus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -105,10 +104,10 @@ type Plugin struct {
 	metrics Metrics
 
 	mu        sync.Mutex
-	brokers   map[string]*broker         // by module name
-	streams   map[string]*streamModule   // by stream name
-	consumers map[string]*consumerModule // by durable name
-	inUse     map[consumerKey]*broker    // consumers set up, for ConsumerStates
+	brokers   map[string]*broker           // by module name
+	streams   map[string][]*streamModule   // by stream name; one per broker
+	consumers map[string][]*consumerModule // by durable name; one per broker
+	inUse     map[consumerKey]*broker      // consumers set up, for ConsumerStates
 }
 
 // New returns an empty Plugin.
@@ -127,8 +126,8 @@ func New(opts Options) *Plugin {
 		busOpts:   opts.BusOptions,
 		metrics:   m,
 		brokers:   map[string]*broker{},
-		streams:   map[string]*streamModule{},
-		consumers: map[string]*consumerModule{},
+		streams:   map[string][]*streamModule{},
+		consumers: map[string][]*consumerModule{},
 		inUse:     map[consumerKey]*broker{},
 	}
 }
@@ -203,10 +202,12 @@ func (p *Plugin) CreateModule(_ context.Context, typ, name string, config map[st
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if _, dup := p.streams[s.cfg.Name]; dup {
-			return nil, fmt.Errorf("%w: stream %s is declared twice", ErrConfig, s.cfg.Name)
+		for _, other := range p.streams[s.cfg.Name] {
+			if other.brokerRef == s.brokerRef {
+				return nil, fmt.Errorf("%w: stream %s is declared twice on one broker (modules %s and %s)", ErrConfig, s.cfg.Name, other.module, name)
+			}
 		}
-		p.streams[s.cfg.Name] = s
+		p.streams[s.cfg.Name] = append(p.streams[s.cfg.Name], s)
 		return s, nil
 	case TypeConsumer:
 		cfg := &eventbusv1.ConsumerConfig{}
@@ -219,10 +220,12 @@ func (p *Plugin) CreateModule(_ context.Context, typ, name string, config map[st
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if _, dup := p.consumers[c.settings.Durable]; dup {
-			return nil, fmt.Errorf("%w: consumer %s is declared twice", ErrConfig, c.settings.Durable)
+		for _, other := range p.consumers[c.settings.Durable] {
+			if other.brokerRef == c.brokerRef {
+				return nil, fmt.Errorf("%w: consumer %s is declared twice on one broker (modules %s and %s)", ErrConfig, c.settings.Durable, other.module, name)
+			}
 		}
-		p.consumers[c.settings.Durable] = c
+		p.consumers[c.settings.Durable] = append(p.consumers[c.settings.Durable], c)
 		return c, nil
 	}
 	return nil, fmt.Errorf("%w: module type %q (known: %s)", ErrUnknownType, typ, strings.Join(ModuleTypes(), ", "))
@@ -232,6 +235,10 @@ func (p *Plugin) CreateModule(_ context.Context, typ, name string, config map[st
 func (p *Plugin) broker(ref string) (*broker, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.brokerLocked(ref)
+}
+
+func (p *Plugin) brokerLocked(ref string) (*broker, error) {
 	if ref != "" {
 		if b, ok := p.brokers[ref]; ok {
 			return b, nil
@@ -262,16 +269,28 @@ func (p *Plugin) allBrokers() []*broker {
 	return out
 }
 
-func (p *Plugin) stream(name string) *streamModule {
+// stream returns the stream module that declares name on b, if any.
+func (p *Plugin) stream(b *broker, name string) *streamModule {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.streams[name]
+	for _, s := range p.streams[name] {
+		if on, err := p.brokerLocked(s.brokerRef); err == nil && on == b {
+			return s
+		}
+	}
+	return nil
 }
 
-func (p *Plugin) consumer(durable string) *consumerModule {
+// consumer returns the consumer module that declares durable on b, if any.
+func (p *Plugin) consumer(b *broker, durable string) *consumerModule {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.consumers[durable]
+	for _, c := range p.consumers[durable] {
+		if on, err := p.brokerLocked(c.brokerRef); err == nil && on == b {
+			return c
+		}
+	}
+	return nil
 }
 
 func listOrNone[V any](m map[string]V) string {
@@ -286,4 +305,3 @@ func listOrNone[V any](m map[string]V) string {
 	return strings.Join(names, ", ")
 }
 
-func joinErrs(errs []error) error { return errors.Join(errs...) }

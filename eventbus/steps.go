@@ -124,14 +124,20 @@ func (p *Plugin) stepBroker(ref string) (*broker, error) {
 	return p.broker(ref)
 }
 
-// stepBus returns the bus of the step's broker: the one resolved at
-// creation, or the one the rendered broker_ref names.
+// executionBroker returns the step's broker: the one resolved at creation,
+// or the one the rendered broker_ref names.
+func (p *Plugin) executionBroker(b *broker, ref string) (*broker, error) {
+	if b != nil {
+		return b, nil
+	}
+	return p.broker(ref)
+}
+
+// stepBus returns the bus of the step's broker.
 func (p *Plugin) stepBus(b *broker, ref string) (*jetstream.Bus, error) {
-	if b == nil {
-		var err error
-		if b, err = p.broker(ref); err != nil {
-			return nil, err
-		}
+	b, err := p.executionBroker(b, ref)
+	if err != nil {
+		return nil, err
 	}
 	return b.running()
 }
@@ -279,9 +285,13 @@ func (s *consumeStep) Execute(ctx context.Context, in StepInput) (map[string]any
 	if err := checkBatch(cfg.GetBatchSize()); err != nil {
 		return nil, err
 	}
+	b, err := s.p.executionBroker(s.b, cfg.GetBrokerRef())
+	if err != nil {
+		return nil, err
+	}
 	stream := cfg.GetStreamName()
 	if stream == "" {
-		cm := s.p.consumer(cfg.GetConsumer())
+		cm := s.p.consumer(b, cfg.GetConsumer())
 		if cm == nil {
 			return nil, fmt.Errorf("%w: config.stream_name is required: no %s module declares consumer %s", ErrConfig, TypeConsumer, cfg.GetConsumer())
 		}
@@ -294,7 +304,7 @@ func (s *consumeStep) Execute(ctx context.Context, in StepInput) (map[string]any
 	if opts.MaxWait == 0 {
 		opts.MaxWait = defaultConsumeWait
 	}
-	jb, err := s.p.stepBus(s.b, cfg.GetBrokerRef())
+	jb, err := b.running()
 	if err != nil {
 		return nil, err
 	}

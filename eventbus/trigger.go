@@ -92,7 +92,11 @@ func (p *Plugin) newSubscribeTrigger(workflowType string, config map[string]any,
 		opts:      bus.SubscribeOptions{Concurrency: max(1, int(cfg.GetConcurrency())), OrderedBySubject: cfg.GetOrderedBySubject()},
 		log:       p.log.With("trigger", TriggerSubscribe, "workflow", workflowType, "consumer", durable),
 	}
-	if cm := p.consumer(durable); cm != nil {
+	cm, err := p.triggerConsumer(brokerRef, durable)
+	if err != nil {
+		return nil, err
+	}
+	if cm != nil {
 		// The consumer module owns the consumer's settings; the trigger may
 		// only restate its stream.
 		if s := cfg.GetStreamName(); s != "" && s != cm.settings.Stream {
@@ -115,6 +119,29 @@ func (p *Plugin) newSubscribeTrigger(workflowType string, config map[string]any,
 		return nil, err
 	}
 	return t, nil
+}
+
+// triggerConsumer finds the consumer module that declares durable for a
+// trigger: on the trigger's broker when it names one, else the only module
+// of that name (whose broker the trigger then uses).
+func (p *Plugin) triggerConsumer(brokerRef, durable string) (*consumerModule, error) {
+	if brokerRef != "" {
+		b, err := p.broker(brokerRef)
+		if err != nil {
+			return nil, err
+		}
+		return p.consumer(b, durable), nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch mods := p.consumers[durable]; len(mods) {
+	case 0:
+		return nil, nil
+	case 1:
+		return mods[0], nil
+	default:
+		return nil, fmt.Errorf("%w: consumer %s is declared on %d brokers; set config.broker_ref (or bus)", ErrUnknownRef, durable, len(mods))
+	}
 }
 
 // oneOf returns the value of a field or of its alias; both set and different

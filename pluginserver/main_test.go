@@ -7,10 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,15 +41,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// goTool is the go command of the toolchain running the tests.
-func goTool() string {
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	return "go"
-}
-
 // pluginBinary builds cmd/workflow-plugin-eventbus (with the race detector
 // when the tests run with it, which reuses the packages the test binary was
 // built from) and writes its plugin.json beside it with the binary's own
@@ -74,7 +63,7 @@ func pluginBinary(t *testing.T) string {
 			args = append(args, "-race")
 		}
 		args = append(args, "github.com/wfeventbus/eventbus/cmd/"+binaryName)
-		cmd := exec.Command(goTool(), args...)
+		cmd := exec.Command("go", args...)
 		cmd.Dir = ".."
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.err = fmt.Errorf("go build: %w\n%s", err, out)
@@ -93,9 +82,8 @@ func pluginBinary(t *testing.T) string {
 // stderrWatch is a slog handler for the plugin's forwarded stderr that
 // remembers whether the Go runtime reported a data race or a panic.
 type stderrWatch struct {
-	mu    sync.Mutex
-	bad   []string
-	races atomic.Bool
+	mu  sync.Mutex
+	bad []string
 }
 
 func (w *stderrWatch) Enabled(context.Context, slog.Level) bool { return true }
