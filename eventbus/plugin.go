@@ -304,4 +304,3 @@ func listOrNone[V any](m map[string]V) string {
 	sort.Strings(names)
 	return strings.Join(names, ", ")
 }
-
