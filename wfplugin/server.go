@@ -281,7 +281,7 @@ func (s *server) ConfigureCallback(_ context.Context, req *pluginv1.ConfigureCal
 	}
 	// The broker forgets the host's connection info after about five
 	// seconds, so the dial happens now, inside the RPC.
-	cc, err := b.Dial(req.GetBrokerId())
+	cc, err := b.DialWithOptions(req.GetBrokerId(), dialTuning()...)
 	if err != nil {
 		return errorResponse(fmt.Errorf("dial callback broker id %d: %w", req.GetBrokerId(), err)), nil
 	}

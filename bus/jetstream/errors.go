@@ -3,6 +3,7 @@ package jetstream
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -49,7 +50,40 @@ func mapError(err error) error {
 	if errors.Is(err, sentinel) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", sentinel, err)
+	return &brokerError{sentinel: sentinel, cause: err}
+}
+
+// brokerError is a nats.go error as a reader should see it: what it means
+// to the bus first, then what the server or the client said, without
+// nats.go's "nats: " prefixes (which its JetStream errors repeat) and with
+// the server's error code last. detail, when set, says it instead.
+type brokerError struct {
+	sentinel error
+	cause    error
+	detail   string
+}
+
+func (e *brokerError) Error() string {
+	if e.detail != "" {
+		return e.sentinel.Error() + ": " + e.detail
+	}
+	return e.sentinel.Error() + ": " + describe(e.cause)
+}
+
+func (e *brokerError) Unwrap() []error { return []error{e.sentinel, e.cause} }
+
+// describe words a nats.go error: a server API error by its description
+// and code, anything else without the "nats: " prefixes.
+func describe(err error) string {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.Description != "" {
+		return fmt.Sprintf("%s (server error %d)", apiErr.Description, apiErr.ErrorCode)
+	}
+	msg := err.Error()
+	for strings.HasPrefix(msg, "nats: ") {
+		msg = strings.TrimPrefix(msg, "nats: ")
+	}
+	return msg
 }
 
 // hasErrorCode reports whether err carries a JetStream API error with one

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +61,14 @@ func TestErrorMapping(t *testing.T) {
 			_, err := e.bus.Publish(ctx, bus.OutgoingMessage{Subject: "MAP.big", Payload: bytes.Repeat([]byte("x"), 2048)})
 			return err
 		}, bus.ErrPayloadTooLarge},
+		{"PublishBatch beyond the stream's max_msg_size", func(ctx context.Context) error {
+			big := bus.OutgoingMessage{Subject: "MAP.big", Payload: bytes.Repeat([]byte("x"), 2048)}
+			res, err := e.bus.PublishBatch(ctx, []bus.OutgoingMessage{big, big})
+			if err != nil {
+				return err
+			}
+			return errors.Join(res[0].Err, res[1].Err)
+		}, bus.ErrPayloadTooLarge},
 		{"Publish beyond the server's max_payload", func(ctx context.Context) error {
 			_, err := e.bus.Publish(ctx, bus.OutgoingMessage{Subject: "MAP.huge", Payload: bytes.Repeat([]byte("x"), 128<<10)})
 			return err
@@ -73,14 +82,32 @@ func TestErrorMapping(t *testing.T) {
 			return err
 		}, bus.ErrInvalidConfig},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			if err := tc.call(testContext(t)); !errors.Is(err, tc.want) {
-				t.Fatalf("got %v, want %v", err, tc.want)
-			}
-		})
+	// What some errors must say besides their sentinel: the numbers a
+	// reader needs to fix the call.
+	says := map[string]string{
+		"Publish beyond the stream's max_msg_size":      `publish to "MAP.big": payload too large: 2048 bytes; stream "MAP" takes at most 1024 (max_msg_size, headers included)`,
+		"PublishBatch beyond the stream's max_msg_size": `publish to "MAP.big": payload too large: 2048 bytes; stream "MAP" takes at most 1024 (max_msg_size, headers included)`,
+		"Publish beyond the server's max_payload":       `publish to "MAP.huge": payload too large: 131072 bytes; the server takes at most 65536 (max_payload, headers included)`,
+		"Publish with a stale expected last sequence":   `publish to "MAP.a": wrong last sequence: expected 6, the stream's last is 1`,
+		"StreamInfo of a missing stream":                `stream not found (server error 10059)`,
+		"Publish where no stream listens":               `publish to "nowhere.x": no stream for subject: no response from stream`,
 	}
+	// The group returns once its parallel cases are done, so the stream is
+	// checked after every failed publish.
+	t.Run("group", func(t *testing.T) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				err := tc.call(testContext(t))
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("got %v, want %v", err, tc.want)
+				}
+				if msg := err.Error(); strings.Contains(msg, "nats: ") || !strings.Contains(msg, says[tc.name]) {
+					t.Fatalf("the error reads %q; want it to contain %q and no nats.go prefix", msg, says[tc.name])
+				}
+			})
+		}
+	})
 	if info, err := e.bus.StreamInfo(testContext(t), stream); err != nil || info.Messages != 1 {
 		t.Fatalf("after the failed publishes the stream reports %+v, %v; want only the first message", info, err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,7 +28,7 @@ func (b *Bus) Publish(ctx context.Context, msg bus.OutgoingMessage) (bus.Publish
 	}
 	ack, err := b.js.PublishMsg(ctx, m)
 	if err != nil {
-		return bus.PublishAck{}, fmt.Errorf("publish to %q: %w", msg.Subject, mapError(err))
+		return bus.PublishAck{}, b.publishError(ctx, m, err, nil)
 	}
 	return bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
@@ -46,6 +48,8 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []bus.OutgoingMessage) ([]b
 	}
 	results := make([]bus.PublishResult, len(msgs))
 	futures := make([]jetstream.PubAckFuture, len(msgs))
+	sent := make([]*nats.Msg, len(msgs))
+	limits := map[string]string{}
 	for i := range msgs {
 		m, err := natsMsg(&msgs[i])
 		if err != nil {
@@ -60,10 +64,10 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []bus.OutgoingMessage) ([]b
 				}
 				break
 			}
-			results[i].Err = fmt.Errorf("publish to %q: %w", msgs[i].Subject, mapError(err))
+			results[i].Err = b.publishError(ctx, m, err, limits)
 			continue
 		}
-		futures[i] = f
+		futures[i], sent[i] = f, m
 	}
 	for i, f := range futures {
 		if f == nil {
@@ -73,7 +77,7 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []bus.OutgoingMessage) ([]b
 		case ack := <-f.Ok():
 			results[i].Ack = bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
 		case err := <-f.Err():
-			results[i].Err = fmt.Errorf("publish to %q: %w", msgs[i].Subject, mapError(err))
+			results[i].Err = b.publishError(ctx, sent[i], err, limits)
 		case <-ctx.Done():
 			settleRemaining(ctx.Err(), futures[i:], results[i:], msgs[i:])
 			return results, ctx.Err()
@@ -112,6 +116,66 @@ func settleRemaining(ctxErr error, futures []jetstream.PubAckFuture, results []b
 			results[i].Err = ctxErr
 		}
 	}
+}
+
+// publishError explains a failed publish of m. A message too large says
+// its size and the limit it broke: the stream's max_msg_size or the
+// server's max_payload. limits, when not nil, remembers the stream limits
+// already looked up, by subject.
+func (b *Bus) publishError(ctx context.Context, m *nats.Msg, err error, limits map[string]string) error {
+	err = mapError(err)
+	var be *brokerError
+	if !errors.As(err, &be) {
+		return fmt.Errorf("publish to %q: %w", m.Subject, err)
+	}
+	var apiErr *jetstream.APIError
+	if errors.Is(err, bus.ErrWrongLastSequence) && errors.As(err, &apiErr) {
+		// The server says "wrong last sequence: N", N being the stream's.
+		if _, last, ok := strings.Cut(apiErr.Description, ": "); ok {
+			err = &brokerError{sentinel: be.sentinel, cause: be.cause,
+				detail: fmt.Sprintf("expected %s, the stream's last is %s", m.Header.Get(jetstream.ExpectedLastSeqHeader), last)}
+		}
+	}
+	if errors.Is(err, bus.ErrPayloadTooLarge) {
+		limit, ok := limits[m.Subject]
+		if !ok {
+			limit = b.sizeLimit(ctx, m.Subject, be.cause)
+			if limits != nil {
+				limits[m.Subject] = limit
+			}
+		}
+		if limit != "" {
+			size := fmt.Sprintf("%d bytes", len(m.Data))
+			if len(m.Header) > 0 {
+				size += " and headers"
+			}
+			err = &brokerError{sentinel: be.sentinel, cause: be.cause, detail: size + "; " + limit}
+		}
+	}
+	return fmt.Errorf("publish to %q: %w", m.Subject, err)
+}
+
+// sizeLimitLookup bounds the look-up of a stream's max_msg_size after a
+// message was refused for its size.
+const sizeLimitLookup = 2 * time.Second
+
+// sizeLimit words the limit a message to subject broke, or "" when it
+// cannot be found out.
+func (b *Bus) sizeLimit(ctx context.Context, subject string, cause error) string {
+	if errors.Is(cause, nats.ErrMaxPayload) {
+		return fmt.Sprintf("the server takes at most %d (max_payload, headers included)", b.nc.MaxPayload())
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sizeLimitLookup)
+	defer cancel()
+	name, err := b.js.StreamNameBySubject(ctx, subject)
+	if err != nil {
+		return ""
+	}
+	s, err := b.js.Stream(ctx, name)
+	if err != nil || s.CachedInfo().Config.MaxMsgSize <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("stream %q takes at most %d (max_msg_size, headers included)", name, s.CachedInfo().Config.MaxMsgSize)
 }
 
 // natsMsg builds the NATS message for msg. The caller's headers are shared,
