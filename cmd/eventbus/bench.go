@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wfeventbus/eventbus/internal/bench"
+	"github.com/wfeventbus/eventbus/internal/hostgc"
 )
 
 // benchOptions are the flags of the bench command.
@@ -39,6 +40,7 @@ func newBenchCmd(d deps, g *globals) *cobra.Command {
 			"  eventbus bench --duration 1s --trigger-messages 20000 --latency-duration 3s",
 		Args: withUsageErrors(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			hostgc.Set(d.lookupEnv)
 			return runBench(cmd.Context(), d, g.logger, o)
 		},
 	}

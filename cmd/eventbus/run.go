@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/wfeventbus/eventbus/internal/hostgc"
 	"github.com/wfeventbus/eventbus/runner"
 	"github.com/wfeventbus/eventbus/wfplugin"
 )
@@ -46,6 +47,7 @@ func newRunCmd(d deps, g *globals) *cobra.Command {
 			"--shutdown-timeout, stops modules in reverse order and exits 0.",
 		Args: withUsageErrors(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			hostgc.Set(d.lookupEnv)
 			return runApp(cmd.Context(), d, g.logger, args[0], o)
 		},
 	}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"runtime"
 	"strings"
+
+	"github.com/wfeventbus/eventbus/internal/hostgc"
 )
 
 // Machine describes where a run happened.
@@ -16,6 +18,9 @@ type Machine struct {
 	GoVersion  string `json:"go_version"`
 	OS         string `json:"os"`
 	Arch       string `json:"arch"`
+	// HostGOGC is the collector's percent of the host process (-1: off);
+	// the plugin process has its own, Go's default unless GOGC is set.
+	HostGOGC int `json:"host_gogc"`
 	// LoadAverage is the 1-minute load average when the run started and
 	// when it ended: other work on the machine skews every figure.
 	LoadAverage    string `json:"load_average_start"`
@@ -31,6 +36,7 @@ func thisMachine() Machine {
 		GoVersion:  runtime.Version(),
 		OS:         runtime.GOOS,
 		Arch:       runtime.GOARCH,
+		HostGOGC:   hostgc.Current(),
 	}
 	m.CPUModel = procField("/proc/cpuinfo", "model name")
 	m.Memory = procField("/proc/meminfo", "MemTotal")

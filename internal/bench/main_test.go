@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wfeventbus/eventbus/internal/hostgc"
 	"github.com/wfeventbus/eventbus/pluginserver"
 	"github.com/wfeventbus/eventbus/wfplugin"
 )
@@ -35,6 +36,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv(wfplugin.MagicCookieKey) == wfplugin.MagicCookieValue {
 		os.Exit(servePlugin())
 	}
+	// The benchmarks' host paces its collector as eventbus bench does.
+	hostgc.Set(os.LookupEnv)
 	os.Exit(m.Run())
 }
 
