@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wfeventbus/eventbus/internal/hostgc"
 	"github.com/wfeventbus/eventbus/wfplugin"
 )
 
@@ -98,6 +100,10 @@ func TestSuiteReportsEveryScenario(t *testing.T) {
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
+	head := fmt.Sprintf("GOMAXPROCS %d, host GOGC %d;", runtime.GOMAXPROCS(0), hostgc.Current())
+	if first, _, _ := strings.Cut(table.String(), "\n"); !strings.Contains(first, head) {
+		t.Errorf("the table's first line does not state the runtime settings %q:\n%s", head, first)
+	}
 	for _, id := range want {
 		if !strings.Contains(table.String(), id) {
 			t.Errorf("table lacks %s:\n%s", id, table.String())
@@ -119,6 +125,10 @@ func TestSuiteReportsEveryScenario(t *testing.T) {
 	}
 	if err := json.Unmarshal(js.Bytes(), &decoded); err != nil {
 		t.Fatalf("JSON report does not decode: %v\n%s", err, js.String())
+	}
+	if decoded.Machine.HostGOGC != hostgc.Current() || decoded.Machine.GOMAXPROCS != runtime.GOMAXPROCS(0) {
+		t.Errorf("JSON report: host_gogc %d, gomaxprocs %d; want this process's %d and %d",
+			decoded.Machine.HostGOGC, decoded.Machine.GOMAXPROCS, hostgc.Current(), runtime.GOMAXPROCS(0))
 	}
 	if len(decoded.Results) != len(want) || decoded.Machine.CPUs < 1 || len(decoded.Targets) != len(rep.Targets) {
 		t.Errorf("JSON report: %d results, %d CPUs, %d targets", len(decoded.Results), decoded.Machine.CPUs, len(decoded.Targets))

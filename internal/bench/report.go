@@ -145,8 +145,8 @@ func fmtGOGC(p int) string {
 // WriteTable writes the results and targets as aligned text tables.
 func (r *Report) WriteTable(w io.Writer) error {
 	m := r.Machine
-	fmt.Fprintf(w, "%d CPUs (%s), %s memory, %s %s/%s, host GOGC %s; load average %s at start, %s at end; %.0fs\n\n",
-		m.CPUs, m.CPUModel, m.Memory, m.GoVersion, m.OS, m.Arch, fmtGOGC(m.HostGOGC), m.LoadAverage, m.LoadAverageEnd, r.Elapsed.Seconds())
+	fmt.Fprintf(w, "%d CPUs (%s), %s memory, %s %s/%s, GOMAXPROCS %d, host GOGC %s; load average %s at start, %s at end; %.0fs\n\n",
+		m.CPUs, m.CPUModel, m.Memory, m.GoVersion, m.OS, m.Arch, m.GOMAXPROCS, fmtGOGC(m.HostGOGC), m.LoadAverage, m.LoadAverageEnd, r.Elapsed.Seconds())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tmsg/s\tceiling\tratio\tp50\tp99\tp99.9\tplugin RSS\t")
 	for _, res := range r.Results {
