@@ -34,7 +34,8 @@ func newBenchCmd(d deps, g *globals) *cobra.Command {
 			"with file storage in a temporary directory. Each figure is printed next to its\n" +
 			"ceiling with the plugin process's resident memory, followed by the targets and\n" +
 			"whether they were met. Progress goes to stderr; the default settings take about\n" +
-			"a minute and a half on two cores.",
+			"a minute and a half on two cores. The bench process is the host and paces its\n" +
+			"garbage collector as eventbus run does (GOGC=400 unless GOGC is set).",
 		Example: "  eventbus bench\n" +
 			"  eventbus bench --json > bench.json\n" +
 			"  eventbus bench --duration 1s --trigger-messages 20000 --latency-duration 3s",

@@ -44,7 +44,9 @@ func newRunCmd(d deps, g *globals) *cobra.Command {
 		Long: "run starts the eventbus plugin, creates the app's modules, steps and triggers\n" +
 			"in the workflow engine's order and runs a pipeline each time a trigger fires.\n" +
 			"SIGINT or SIGTERM stops triggers, lets running pipelines finish within\n" +
-			"--shutdown-timeout, stops modules in reverse order and exits 0.",
+			"--shutdown-timeout, stops modules in reverse order and exits 0.\n\n" +
+			"The host runs its garbage collector at GOGC=400 unless GOGC is set; the\n" +
+			"plugin process runs Go's default.",
 		Args: withUsageErrors(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			hostgc.Set(d.lookupEnv)
