@@ -44,6 +44,13 @@ type SubscribeOptions struct {
 	// OrderedBySubject runs messages of one subject one at a time, in
 	// stream order.
 	OrderedBySubject bool
+	// UnconfirmedAcks makes a handler's Message.Ack send the ack without
+	// waiting for the broker to confirm it, so the handler returns at once.
+	// Stop then waits until the broker has processed every such ack, so a
+	// clean stop loses none; an ack lost with the connection means the
+	// message is delivered again, as with any settlement the broker never
+	// got. Settling by token (Settler) always waits for the broker.
+	UnconfirmedAcks bool
 }
 
 // Subscription is a running subscription.

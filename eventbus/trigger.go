@@ -89,8 +89,14 @@ func (p *Plugin) newSubscribeTrigger(workflowType string, config map[string]any,
 		workflow:  workflowType,
 		run:       run,
 		brokerRef: brokerRef,
-		opts:      bus.SubscribeOptions{Concurrency: max(1, int(cfg.GetConcurrency())), OrderedBySubject: cfg.GetOrderedBySubject()},
-		log:       p.log.With("trigger", TriggerSubscribe, "workflow", workflowType, "consumer", durable),
+		// A run's ack need not hold up the next run; the subscription
+		// makes sure the broker has every ack when the trigger stops.
+		opts: bus.SubscribeOptions{
+			Concurrency:      max(1, int(cfg.GetConcurrency())),
+			OrderedBySubject: cfg.GetOrderedBySubject(),
+			UnconfirmedAcks:  true,
+		},
+		log: p.log.With("trigger", TriggerSubscribe, "workflow", workflowType, "consumer", durable),
 	}
 	cm, err := p.triggerConsumer(brokerRef, durable)
 	if err != nil {

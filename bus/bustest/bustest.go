@@ -119,6 +119,7 @@ func cases() []testCase {
 		{name: "RestartMidStream", skip: restartable, run: testRestart},
 		{name: "Tokens", run: testTokens},
 		{name: "SubscriptionStop", run: testSubscriptionStop},
+		{name: "UnconfirmedAcks", run: testUnconfirmedAcks},
 		{name: "Close", run: testClose},
 		{name: "Management", run: testManagement},
 	}

@@ -153,3 +153,69 @@ func testClose(t *testing.T, s *suite) {
 		t.Errorf("Stop after Close: %v, want nil or %v", err, bus.ErrClosed)
 	}
 }
+
+// testUnconfirmedAcks acks every message of a subscription without waiting
+// for the broker, stops it and checks that the broker has every ack the
+// moment Stop returns; where the broker can restart, it restarts it at once
+// and checks that no acked message comes back.
+func testUnconfirmedAcks(t *testing.T, s *suite) {
+	const total = 500
+	f := s.setup(t, withAckWait(shortAckWait))
+	ctx := guard(t)
+	f.publish(t, "a", total)
+
+	var (
+		handled atomic.Int64
+		ackErrs atomic.Int64
+	)
+	all := make(chan struct{})
+	sub := f.subscribe(t, func(hctx context.Context, m *bus.Message) {
+		if err := m.Ack(hctx); err != nil {
+			ackErrs.Add(1)
+			t.Errorf("Ack of %s: %v", m.Payload, err)
+		}
+		if handled.Add(1) == total {
+			close(all)
+		}
+	}, bus.SubscribeOptions{Concurrency: 8, UnconfirmedAcks: true})
+	wait(t, all, "every message to be handled")
+	if err := sub.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	info, err := f.bus.ConsumerInfo(ctx, f.stream, f.consumer)
+	if err != nil {
+		t.Fatalf("ConsumerInfo: %v", err)
+	}
+	if info.NumAckPending != 0 || info.NumPending != 0 {
+		t.Fatalf("when Stop returned, NumPending, NumAckPending = %d, %d, want 0, 0: the broker did not have every ack", info.NumPending, info.NumAckPending)
+	}
+	if n := handled.Load(); n != total || ackErrs.Load() != 0 {
+		t.Fatalf("handled %d messages with %d failed acks, want %d and none", n, ackErrs.Load(), total)
+	}
+	if restartable(s.h) == "" {
+		f.env.Restart(t)
+		f.awaitReconnect(t)
+	}
+	f.expectNone(t, quietWait)
+	f.expectCounts(t, "after the acks", 0, 0)
+}
+
+// awaitReconnect waits until the bus answers again after a restart.
+func (f *fixture) awaitReconnect(t *testing.T) {
+	t.Helper()
+	ctx := guard(t)
+	for {
+		_, err := f.bus.ConsumerInfo(ctx, f.stream, f.consumer)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, bus.ErrNotConnected) {
+			t.Fatalf("ConsumerInfo after the restart: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the bus did not reconnect after the restart: %v", err)
+		case <-time.After(countPoll):
+		}
+	}
+}

@@ -76,15 +76,16 @@ func (b *Bus) Subscribe(ctx context.Context, stream, consumer string, h bus.Hand
 		return nil, fmt.Errorf("subscribe to %q on stream %q: %w", consumer, stream, mapError(err))
 	}
 	s := &subscription{
-		b:        b,
-		handle:   b.cacheConsumer(stream, c),
-		handler:  h,
-		stream:   stream,
-		consumer: consumer,
-		prefetch: min(prefetchPerWorker*workers, bus.MaxFetchBatch),
-		seed:     maphash.MakeSeed(),
-		stopping: make(chan struct{}),
-		done:     make(chan struct{}),
+		b:               b,
+		handle:          b.cacheConsumer(stream, c),
+		handler:         h,
+		stream:          stream,
+		consumer:        consumer,
+		prefetch:        min(prefetchPerWorker*workers, bus.MaxFetchBatch),
+		unconfirmedAcks: opts.UnconfirmedAcks,
+		seed:            maphash.MakeSeed(),
+		stopping:        make(chan struct{}),
+		done:            make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.pullSubject = "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + consumer
@@ -126,6 +127,7 @@ func (b *Bus) Subscribe(ctx context.Context, stream, consumer string, h bus.Hand
 	wg.Go(s.read)
 	go func() {
 		wg.Wait()
+		s.confirmAcks()
 		s.cancel()
 		b.subsMu.Lock()
 		delete(b.subs, s)
@@ -168,6 +170,13 @@ type subscription struct {
 	request     []byte
 	queues      []chan *delivery
 	seed        maphash.Seed
+
+	// unconfirmedAcks is SubscribeOptions.UnconfirmedAcks; lastUnconfirmed
+	// is the reply subject of the latest ack sent without confirmation
+	// since the server last confirmed one.
+	unconfirmedAcks bool
+	ackMu           sync.Mutex
+	lastUnconfirmed string
 
 	sub   *nats.Subscription
 	inbox chan *nats.Msg
@@ -254,6 +263,7 @@ func (s *subscription) pull() error {
 				s.b.log.Warn("dropping a message that is not a JetStream delivery", "stream", s.stream, "consumer", s.consumer, "subject", m.Subject, "error", err)
 				continue
 			}
+			d.sub = s
 			if !s.dispatch(d) {
 				s.b.release(d)
 				return errStopping
@@ -350,6 +360,35 @@ func (s *subscription) run(d *delivery) {
 		}
 	}()
 	s.handler(s.ctx, &d.msg)
+}
+
+// sentUnconfirmed notes an ack sent without waiting for the server.
+func (s *subscription) sentUnconfirmed(reply string) {
+	s.ackMu.Lock()
+	s.lastUnconfirmed = reply
+	s.ackMu.Unlock()
+}
+
+// confirmAcks waits until the server has processed the acks sent without
+// confirmation. The server handles a consumer's acks one after another, in
+// the order they arrive, and answers any of them that carries a reply
+// subject; so an in-progress with a reply on the latest of them is answered
+// only after every earlier ack was applied. On a message already acked the
+// in-progress changes nothing.
+func (s *subscription) confirmAcks() {
+	s.ackMu.Lock()
+	reply := s.lastUnconfirmed
+	s.lastUnconfirmed = ""
+	s.ackMu.Unlock()
+	if reply == "" || !s.b.nc.IsConnected() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), unsubscribeWait)
+	defer cancel()
+	if _, err := s.b.nc.RequestWithContext(ctx, reply, []byte(inProgressBody)); err != nil {
+		s.b.log.Warn("the server did not confirm the last acks of a stopped subscription; their messages may be delivered again",
+			"stream", s.stream, "consumer", s.consumer, "error", err)
+	}
 }
 
 // Stop stops pulling, hands back messages no handler has started, and waits

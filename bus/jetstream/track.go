@@ -41,6 +41,9 @@ type delivery struct {
 	reply   string
 	ackWait time.Duration
 	ackNone bool
+	// sub is the subscription that handed the delivery out; nil for a
+	// fetched one.
+	sub *subscription
 	// expires is when the delivery stops being settleable, as an offset
 	// from the tracker's base time; guarded by tracker.mu.
 	expires time.Duration
@@ -205,30 +208,34 @@ const defaultAckTimeout = 5 * time.Second
 // carries its reason to the server's advisory; nak, term and in-progress
 // are not confirmed by the server, as in the JetStream protocol. A
 // settlement that fails is tracked again so that it can be retried.
-func (d *delivery) settle(ctx context.Context, op settleOp, delay time.Duration, reason string) error {
+func (d *delivery) settle(ctx context.Context, op settleOp, delay time.Duration, reason string, confirm bool) error {
 	nc := d.b.nc
 	var err error
-	switch op {
-	case opAck:
+	switch {
+	case op == opAck && !confirm:
+		if err = nc.Publish(d.reply, []byte(ackBody)); err == nil {
+			d.sub.sentUnconfirmed(d.reply)
+		}
+	case op == opAck:
 		if _, ok := ctx.Deadline(); !ok {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, defaultAckTimeout)
 			defer cancel()
 		}
 		_, err = nc.RequestWithContext(ctx, d.reply, []byte(ackBody))
-	case opNak:
+	case op == opNak:
 		body := []byte(nakBody)
 		if delay > 0 {
 			body = fmt.Appendf(body, ` {"delay": %d}`, delay.Nanoseconds())
 		}
 		err = nc.Publish(d.reply, body)
-	case opTerm:
+	case op == opTerm:
 		body := []byte(termBody)
 		if reason != "" {
 			body = append(append(body, ' '), reason...)
 		}
 		err = nc.Publish(d.reply, body)
-	case opInProgress:
+	case op == opInProgress:
 		err = nc.Publish(d.reply, []byte(inProgressBody))
 	}
 	if err == nil {
@@ -260,7 +267,9 @@ func (d *delivery) acknowledge(ctx context.Context, op settleOp, delay time.Dura
 	if _, err := d.b.tracker.lookup(d.key, d.reply, op != opInProgress); err != nil {
 		return err
 	}
-	return d.settle(ctx, op, delay, reason)
+	// Only a subscription's own handlers skip the broker's confirmation.
+	confirm := d.sub == nil || !d.sub.unconfirmedAcks
+	return d.settle(ctx, op, delay, reason, confirm)
 }
 
 func checkNakDelay(op settleOp, delay time.Duration) error {
@@ -307,7 +316,7 @@ func (b *Bus) settleToken(ctx context.Context, token string, op settleOp, delay 
 	if err != nil {
 		return err
 	}
-	return d.settle(ctx, op, delay, reason)
+	return d.settle(ctx, op, delay, reason, true)
 }
 
 // Ack marks the delivery of token processed, once the server confirms it.
