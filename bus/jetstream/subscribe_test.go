@@ -352,3 +352,54 @@ func receive(t *testing.T, ch <-chan string) string {
 		return ""
 	}
 }
+
+// TestUnconfirmedAcksOnlyForMessageAck checks what UnconfirmedAcks changes:
+// a handler's Message.Ack no longer waits for the server, so acking for a
+// consumer that is gone succeeds, while settling by token still waits and
+// reports the consumer gone.
+func TestUnconfirmedAcksOnlyForMessageAck(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stream := e.stream(t, "UNCONF", bus.StreamConfig{})
+	for i, unconfirmed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("UnconfirmedAcks=%v", unconfirmed), func(t *testing.T) {
+			consumer := e.consumer(t, stream, fmt.Sprintf("c%d", i), bus.ConsumerConfig{})
+			type result struct{ tokenAck, msgAck error }
+			got := make(chan result, 1)
+			var once sync.Once
+			sub, err := e.bus.Subscribe(testContext(t), stream, consumer, func(ctx context.Context, m *bus.Message) {
+				once.Do(func() {
+					if err := e.bus.DeleteConsumer(ctx, stream, consumer); err != nil {
+						t.Errorf("DeleteConsumer: %v", err)
+					}
+					// A failed settlement leaves the delivery settleable,
+					// so the message can still be acked after the token.
+					var r result
+					r.tokenAck = e.bus.Ack(ctx, m.AckToken)
+					r.msgAck = m.Ack(ctx)
+					got <- r
+				})
+			}, bus.SubscribeOptions{UnconfirmedAcks: unconfirmed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = sub.Stop(context.Background()) })
+			e.publish(t, "UNCONF.a", "x")
+			var r result
+			select {
+			case r = <-got:
+			case <-testContext(t).Done():
+				t.Fatal("no delivery")
+			}
+			if !errors.Is(r.tokenAck, bus.ErrNotFound) {
+				t.Errorf("Ack by token for a deleted consumer = %v, want bus.ErrNotFound: settling by token waits for the server", r.tokenAck)
+			}
+			switch {
+			case unconfirmed && r.msgAck != nil:
+				t.Errorf("Message.Ack = %v, want nil: with UnconfirmedAcks it does not wait for the server", r.msgAck)
+			case !unconfirmed && !errors.Is(r.msgAck, bus.ErrNotFound):
+				t.Errorf("Message.Ack for a deleted consumer = %v, want bus.ErrNotFound", r.msgAck)
+			}
+		})
+	}
+}
