@@ -204,7 +204,9 @@ const defaultAckTimeout = 5 * time.Second
 
 // settle performs op on d, which the caller has taken from the tracker (or,
 // for opInProgress, found in it). Ack waits for the server's confirmation
-// (a double ack); a nak with a delay holds the redelivery back; a term
+// (a double ack) when confirm is set; otherwise it only sends the ack and
+// notes it on d's subscription, which has the server confirm it on Stop
+// (only a subscription's deliveries are settled so). A nak with a delay holds the redelivery back; a term
 // carries its reason to the server's advisory; nak, term and in-progress
 // are not confirmed by the server, as in the JetStream protocol. A
 // settlement that fails is tracked again so that it can be retried.
