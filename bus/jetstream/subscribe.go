@@ -385,7 +385,14 @@ func (s *subscription) confirmAcks() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), unsubscribeWait)
 	defer cancel()
-	if _, err := s.b.nc.RequestWithContext(ctx, reply, []byte(inProgressBody)); err != nil {
+	_, err := s.b.nc.RequestWithContext(ctx, reply, []byte(inProgressBody))
+	switch {
+	case err == nil:
+	case errors.Is(err, nats.ErrNoResponders):
+		// The consumer is gone, and with it what it had to deliver.
+		s.b.log.Debug("the consumer of a stopped subscription is gone; its last acks need no confirmation",
+			"stream", s.stream, "consumer", s.consumer)
+	default:
 		s.b.log.Warn("the server did not confirm the last acks of a stopped subscription; their messages may be delivered again",
 			"stream", s.stream, "consumer", s.consumer, "error", err)
 	}
