@@ -164,14 +164,10 @@ func testUnconfirmedAcks(t *testing.T, s *suite) {
 	ctx := guard(t)
 	f.publish(t, "a", total)
 
-	var (
-		handled atomic.Int64
-		ackErrs atomic.Int64
-	)
+	var handled atomic.Int64
 	all := make(chan struct{})
 	sub := f.subscribe(t, func(hctx context.Context, m *bus.Message) {
 		if err := m.Ack(hctx); err != nil {
-			ackErrs.Add(1)
 			t.Errorf("Ack of %s: %v", m.Payload, err)
 		}
 		if handled.Add(1) == total {
@@ -189,8 +185,8 @@ func testUnconfirmedAcks(t *testing.T, s *suite) {
 	if info.NumAckPending != 0 || info.NumPending != 0 {
 		t.Fatalf("when Stop returned, NumPending, NumAckPending = %d, %d, want 0, 0: the broker did not have every ack", info.NumPending, info.NumAckPending)
 	}
-	if n := handled.Load(); n != total || ackErrs.Load() != 0 {
-		t.Fatalf("handled %d messages with %d failed acks, want %d and none", n, ackErrs.Load(), total)
+	if n := handled.Load(); n != total {
+		t.Fatalf("handled %d deliveries, want %d: an acked message came back before Stop", n, total)
 	}
 	if restartable(s.h) == "" {
 		f.env.Restart(t)

@@ -72,6 +72,13 @@ func (e *brokerError) Error() string {
 
 func (e *brokerError) Unwrap() []error { return []error{e.sentinel, e.cause} }
 
+// withDetail returns e worded by detail instead of its cause.
+func (e *brokerError) withDetail(detail string) *brokerError {
+	d := *e
+	d.detail = detail
+	return &d
+}
+
 // describe words a nats.go error: a server API error by its description
 // and code, anything else without the "nats: " prefixes.
 func describe(err error) string {

@@ -132,8 +132,7 @@ func (b *Bus) publishError(ctx context.Context, m *nats.Msg, err error, limits m
 	if errors.Is(err, bus.ErrWrongLastSequence) && errors.As(err, &apiErr) {
 		// The server says "wrong last sequence: N", N being the stream's.
 		if _, last, ok := strings.Cut(apiErr.Description, ": "); ok {
-			err = &brokerError{sentinel: be.sentinel, cause: be.cause,
-				detail: fmt.Sprintf("expected %s, the stream's last is %s", m.Header.Get(jetstream.ExpectedLastSeqHeader), last)}
+			err = be.withDetail(fmt.Sprintf("expected %s, the stream's last is %s", m.Header.Get(jetstream.ExpectedLastSeqHeader), last))
 		}
 	}
 	if errors.Is(err, bus.ErrPayloadTooLarge) {
@@ -149,7 +148,7 @@ func (b *Bus) publishError(ctx context.Context, m *nats.Msg, err error, limits m
 			if len(m.Header) > 0 {
 				size += " and headers"
 			}
-			err = &brokerError{sentinel: be.sentinel, cause: be.cause, detail: size + "; " + limit}
+			err = be.withDetail(size + "; " + limit)
 		}
 	}
 	return fmt.Errorf("publish to %q: %w", m.Subject, err)

@@ -28,7 +28,7 @@ func Set(lookupEnv func(string) (string, bool)) int {
 }
 
 // Current returns the collector's percent in force; -1 means collection
-// is off.
+// is off (or that the runtime does not report the percent).
 func Current() int {
 	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
 	metrics.Read(s)
