@@ -14,6 +14,7 @@ import (
 
 	"github.com/wfeventbus/eventbus/bus/jetstream"
 	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
+	"github.com/wfeventbus/eventbus/internal/envref"
 	"github.com/wfeventbus/eventbus/internal/protomap"
 )
 
@@ -172,7 +173,11 @@ func decode(config map[string]any, msg proto.Message, prefix string, templates b
 }
 
 // CreateModule creates a module of type typ named name from its config.
+// References to environment variables that the host left in the config's
+// strings are resolved first, ${NAME:-default} included (see
+// ExpandEnvDefaults).
 func (p *Plugin) CreateModule(_ context.Context, typ, name string, config map[string]any) (Module, error) {
+	config = ExpandEnvDefaults(config, p.getenv)
 	switch canonicalModuleType(typ) {
 	case TypeBroker:
 		cfg := &eventbusv1.BrokerConfig{}
@@ -229,6 +234,31 @@ func (p *Plugin) CreateModule(_ context.Context, typ, name string, config map[st
 		return c, nil
 	}
 	return nil, fmt.Errorf("%w: module type %q (known: %s)", ErrUnknownType, typ, strings.Join(ModuleTypes(), ", "))
+}
+
+// ExpandEnvDefaults returns a copy of a module config whose strings have
+// their ${NAME}, ${env:NAME} and ${NAME:-default} references resolved from
+// getenv, with the engine's naming rules (upper-cased, "." as "_"). A
+// variable set to "" counts as unset; default is used for an unset one. A
+// string with any reference that does not resolve is kept as written. The
+// engine leaves strings with a default unexpanded for the plugin, so a
+// default written this way works under both hosts.
+func ExpandEnvDefaults(config map[string]any, getenv func(string) string) map[string]any {
+	lookup := func(name string) (string, bool) {
+		if getenv == nil {
+			return "", false
+		}
+		v := getenv(name)
+		return v, v != ""
+	}
+	out, _ := envref.Walk(config, func(s string) string {
+		v, _ := envref.ExpandDefaults(s, lookup)
+		return v
+	}).(map[string]any)
+	if out == nil {
+		out = map[string]any{}
+	}
+	return out
 }
 
 // broker resolves a broker_ref: the named broker, or the only one.

@@ -27,6 +27,16 @@ type Config struct {
 	Pipelines []Pipeline
 	// Triggers is the top-level triggers section, in declaration order.
 	Triggers []Trigger
+	// Warnings are what Parse, Check and Validate found that the engine
+	// accepts but that is likely a mistake (a key the engine ignores, a
+	// step-level on_error it ignores, a ${VAR} left unexpanded). They do
+	// not stop an app; New logs them.
+	Warnings []*Problem
+
+	// lookupEnv is the environment the config was read with.
+	lookupEnv LookupEnv
+	// configValues is the config.provider registry; nil without one.
+	configValues map[string]string
 }
 
 // Module is one entry of modules.
@@ -39,6 +49,9 @@ type Module struct {
 	// Pos is where the entry starts.
 	Pos Pos
 	src *mapSrc
+	// unresolved are the ${...} references of Config that the engine's
+	// rules left as written.
+	unresolved []unresolvedRef
 }
 
 // Pipeline is one entry of pipelines.
@@ -51,12 +64,13 @@ type Pipeline struct {
 	// Compensation steps run in reverse order when a step fails and
 	// OnError is "compensate".
 	Compensation []Step
-	// OnError is "stop" (the default when empty), "skip" or "compensate".
+	// OnError is "skip" or "compensate"; anything else (empty, "stop", a
+	// typo) stops the run at the first failing step, as in the engine.
 	OnError string
 	// Timeout bounds a run; zero means no bound.
 	Timeout time.Duration
 	// StrictTemplates makes a template that reads a missing key fail the
-	// step instead of rendering as empty.
+	// step instead of rendering "<no value>".
 	StrictTemplates bool
 
 	Pos Pos
@@ -78,16 +92,15 @@ type Step struct {
 	Type   string
 	Config map[string]any
 	// If, when set, is a template: the step runs only when it renders
-	// truthy (not empty, "false" or "0").
+	// truthy (anything but "", "false" and "0" once trimmed) and without
+	// error.
 	If string
-	// SkipIf, when set, is a template: the step is skipped when it renders
-	// truthy. It wins over If.
+	// SkipIf, when set, is a template evaluated before If: the step is
+	// skipped when it renders truthy; an error counts as false.
 	SkipIf string
-	// OnError overrides the pipeline's OnError for this step ("stop" or
-	// "skip").
-	OnError string
-	// Timeout bounds this step; zero means only the run's timeout applies.
-	Timeout time.Duration
+	// ErrorStatus is error_status: the HTTP status of a failure, which
+	// changes nothing for pipelines run by triggers.
+	ErrorStatus int
 
 	Pos Pos
 	src *mapSrc
@@ -133,17 +146,21 @@ func Load(path string, lookupEnv LookupEnv) (*Config, error) {
 	return cfg, nil
 }
 
-// Parse reads an app config from YAML. file names it in problems.
-// ${VAR} and ${VAR:-default} in string values are replaced from lookupEnv
-// (nil: no variable is set); an unset ${VAR} becomes empty. Every problem
-// of shape (syntax, unknown keys, wrong kinds, duplicate keys, malformed
-// durations) is reported at once in a *ConfigError. Parse does not know
-// the plugin's types; Validate checks those.
+// Parse reads an app config from YAML as the engine does. file names it
+// in problems. In module configs only, ${NAME} and ${env:NAME} are
+// replaced from lookupEnv (nil: no variable is set) with the engine's
+// rules (engine-pipelines.md §1.7): the name is upper-cased and "." read
+// as "_"; a string with any reference that does not resolve is kept as
+// written. Every problem of shape (syntax, wrong kinds, duplicate keys,
+// malformed durations) is reported at once in a *ConfigError; what the
+// engine accepts but is likely a mistake goes to Config.Warnings. Parse
+// does not know the plugin's types; Validate checks those.
 func Parse(file string, data []byte, lookupEnv LookupEnv) (*Config, error) {
 	cfg, p, _ := parseConfig(file, data, lookupEnv)
 	if err := p.problems.err(); err != nil {
 		return nil, err
 	}
+	cfg.Warnings = p.warnings.sorted()
 	return cfg, nil
 }
 
@@ -168,6 +185,8 @@ func Check(file string, data []byte, lookupEnv LookupEnv, cat Catalog) (*Config,
 	if err := p.problems.err(); err != nil {
 		return nil, err
 	}
+	p.warnings.list = append(p.warnings.list, cfg.Warnings...)
+	cfg.Warnings = p.warnings.sorted()
 	return cfg, nil
 }
 
@@ -192,10 +211,17 @@ func CheckFile(path string, lookupEnv LookupEnv, cat Catalog) (*Config, error) {
 // useful could be read (a syntax error, a document that is no mapping).
 func parseConfig(file string, data []byte, lookupEnv LookupEnv) (cfg *Config, p *parser, ok bool) {
 	p = &parser{file: file, env: lookupEnv}
-	cfg = &Config{File: file}
+	cfg = &Config{File: file, lookupEnv: lookupEnv}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		p.problems.add(Pos{File: file, Line: yamlErrorLine(err)}, "", ErrSyntax, "invalid YAML: %s", yamlErrorText(err))
+		line, msg := yamlErrorLine(err), "invalid YAML: "+yamlErrorText(err)
+		if real := syntaxErrorLine(data); real > 0 && real != line {
+			if line > 0 {
+				msg += fmt.Sprintf(" (the YAML parser reports line %d, where the enclosing block starts)", line)
+			}
+			line = real
+		}
+		p.problems.add(Pos{File: file, Line: line}, "", ErrSyntax, "%s", msg)
 		return nil, p, false
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -218,15 +244,22 @@ func parseConfig(file string, data []byte, lookupEnv LookupEnv) (cfg *Config, p 
 		case "triggers":
 			cfg.Triggers = p.triggers(kv.value)
 		case "imports":
-			p.problems.add(p.pos(kv.key), key, ErrUnsupported, "imports are not supported; put every module and pipeline in one file")
+			p.problems.add(p.pos(kv.key), key, ErrUnsupported, "imports are not supported by eventbus run; put every module and pipeline in one file")
 		default:
-			// The engine ignores keys it does not know, and so does the
-			// runner, unless the key looks like a misspelt section.
+			// The engine ignores keys it does not know; a key that looks
+			// like a misspelt section gets a warning.
 			known := []string{"modules", "pipelines", "triggers", "workflows"}
 			if !ignoredTopLevel(key) && suggest(known, key) != "" {
 				p.unknownKey(kv.key, "", known)
 			}
 		}
+	}
+	// The engine's order: {{config}} replacement first, then each
+	// module's ${...} expansion.
+	p.applyConfigProvider(cfg)
+	for i := range cfg.Modules {
+		m := &cfg.Modules[i]
+		m.Config, m.unresolved = expandModuleConfig(m.Config, p.env)
 	}
 	return cfg, p, true
 }
@@ -269,7 +302,7 @@ func (p *parser) modules(n *yaml.Node) []Module {
 				m.src.config = deref(kv.value)
 			case "dependsOn":
 				m.DependsOn = p.strList(kv.value, field)
-			case "branches", "environments":
+			case "branches", "environments", "satisfies", "protected":
 			default:
 				p.unknownKey(kv.key, path, []string{"name", "type", "config", "dependsOn"})
 			}
@@ -309,16 +342,25 @@ func (p *parser) pipelines(n *yaml.Node) []Pipeline {
 			case "on_error":
 				pl.OnError = p.str(f.value, field)
 				if pl.OnError != "" && pl.OnError != "stop" && pl.OnError != "skip" && pl.OnError != "compensate" {
-					p.problems.add(p.pos(f.value), field, ErrInvalidValue, "%q is not an error policy; use stop, skip or compensate", pl.OnError)
+					p.warnings.add(p.pos(f.value), field, ErrInvalidValue, "%q is not an error policy, so the engine stops at the first failing step; write stop, skip or compensate", pl.OnError)
 				}
 			case "timeout":
-				pl.Timeout = p.duration(f.value, field)
+				pl.Timeout = p.timeout(f.value, field)
 			case "strict_templates":
 				pl.StrictTemplates = p.boolean(f.value, field)
 			case "outputs", "description":
 			default:
 				p.unknownKey(f.key, path, []string{"trigger", "steps", "compensation", "on_error", "timeout", "strict_templates", "outputs"})
 			}
+		}
+		for i := range pl.Steps {
+			roundTrip(pl.Steps[i].Config)
+		}
+		for i := range pl.Compensation {
+			roundTrip(pl.Compensation[i].Config)
+		}
+		if pl.Trigger != nil {
+			roundTrip(pl.Trigger.Config)
 		}
 		out = append(out, pl)
 	}
@@ -373,16 +415,14 @@ func (p *parser) steps(n *yaml.Node, path string) []Step {
 				s.If = p.str(kv.value, field)
 			case "skip_if":
 				s.SkipIf = p.str(kv.value, field)
-			case "on_error":
-				s.OnError = p.str(kv.value, field)
-				if s.OnError != "" && s.OnError != "stop" && s.OnError != "skip" {
-					p.problems.add(p.pos(kv.value), field, ErrInvalidValue, "%q is not a step error policy; use stop or skip", s.OnError)
-				}
-			case "timeout":
-				s.Timeout = p.duration(kv.value, field)
-			case "error_status", "description":
+			case "on_error", "timeout":
+				p.str(kv.value, field)
+				p.warnings.add(p.pos(kv.key), field, ErrUnsupported, "the engine ignores a step's %s; set it on the pipeline", kv.key.Value)
+			case "error_status":
+				s.ErrorStatus = p.integer(kv.value, field)
+			case "description":
 			default:
-				p.unknownKey(kv.key, spath, []string{"name", "type", "config", "if", "skip_if", "on_error", "timeout"})
+				p.unknownKey(kv.key, spath, []string{"name", "type", "config", "if", "skip_if", "error_status"})
 			}
 		}
 		out = append(out, s)
@@ -405,17 +445,33 @@ func (p *parser) triggers(n *yaml.Node) []Trigger {
 	return out
 }
 
-func (p *parser) duration(n *yaml.Node, field string) time.Duration {
+// timeout reads a pipeline timeout as the engine does: a Go duration,
+// whose parse error fails the build; zero or negative means none.
+func (p *parser) timeout(n *yaml.Node, field string) time.Duration {
 	s := p.str(n, field)
 	if s == "" {
 		return 0
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		p.problems.add(p.pos(n), field, ErrInvalidValue, "%q is not a positive duration; write a unit, such as \"30s\" or \"5m\"", s)
+	if err != nil {
+		p.problems.add(p.pos(n), field, ErrInvalidValue, "invalid timeout %q: %v", s, err)
 		return 0
 	}
 	return d
+}
+
+// integer reads a typed int field: a quoted number is not one.
+func (p *parser) integer(n *yaml.Node, field string) int {
+	n = deref(n)
+	if isNull(n) {
+		return 0
+	}
+	var i int
+	if n.Kind != yaml.ScalarNode || n.Decode(&i) != nil {
+		p.problems.add(p.pos(n), field, ErrWrongType, "want an integer, got %s", describeNode(n))
+		return 0
+	}
+	return i
 }
 
 func (p *parser) boolean(n *yaml.Node, field string) bool {

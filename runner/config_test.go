@@ -2,9 +2,12 @@ package runner_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,7 +29,7 @@ func TestParseProblems(t *testing.T) {
 		{
 			name: "syntax error without a line",
 			src:  "a: b: c\n",
-			want: []wantProblem{{0, "", runner.ErrSyntax}},
+			want: []wantProblem{{1, "", runner.ErrSyntax}},
 		},
 		{
 			name: "document is a list",
@@ -37,7 +40,6 @@ func TestParseProblems(t *testing.T) {
 			name: "misspelt top-level key and unsupported imports",
 			src:  "pipeline: {}\nimports: [a.yaml]\nworkflows: { http: {} }\nrequires: {}\nx-defaults: &d {}\ncustom: 1\n",
 			want: []wantProblem{
-				{1, "pipeline", runner.ErrUnknownField},
 				{2, "imports", runner.ErrUnsupported},
 			},
 		},
@@ -64,30 +66,6 @@ pipelines:
 			},
 		},
 		{
-			name: "unknown keys with suggestions",
-			src: `modules:
-  - name: a
-    type: eventbus.broker
-    confg: {}
-pipelines:
-  p:
-    stepz: []
-    steps:
-      - name: s
-        type: step.log
-        cnfig: {}
-    trigger:
-      type: x
-      configs: {}
-`,
-			want: []wantProblem{
-				{4, "modules[0].confg", runner.ErrUnknownField},
-				{7, "pipelines.p.stepz", runner.ErrUnknownField},
-				{11, "pipelines.p.steps[0].cnfig", runner.ErrUnknownField},
-				{14, "pipelines.p.trigger.configs", runner.ErrUnknownField},
-			},
-		},
-		{
 			name: "duplicate keys",
 			src: `pipelines:
   p: {}
@@ -102,7 +80,11 @@ modules:
 			},
 		},
 		{
-			name: "bad durations, policies and flags",
+			// engine-pipelines.md §1.4: a pipeline timeout that does not
+			// parse fails the build; on_error typos and step-level
+			// on_error/timeout are accepted (warnings, see
+			// TestParseWarnings).
+			name: "bad durations and flags",
 			src: `pipelines:
   p:
     timeout: 30
@@ -113,13 +95,12 @@ modules:
         type: step.log
         timeout: -1s
         on_error: compensate
+        error_status: "400"
 `,
 			want: []wantProblem{
 				{3, "pipelines.p.timeout", runner.ErrInvalidValue},
-				{4, "pipelines.p.on_error", runner.ErrInvalidValue},
 				{5, "pipelines.p.strict_templates", runner.ErrWrongType},
-				{9, "pipelines.p.steps[0].timeout", runner.ErrInvalidValue},
-				{10, "pipelines.p.steps[0].on_error", runner.ErrInvalidValue},
+				{11, "pipelines.p.steps[0].error_status", runner.ErrWrongType},
 			},
 		},
 	}
@@ -129,6 +110,90 @@ modules:
 			_, err := runner.Parse("app.yaml", []byte(tt.src), nil)
 			checkProblems(t, err, tt.want)
 		})
+	}
+}
+
+// A YAML error is reported at the line it is on, not where the block the
+// parser was reading began.
+func TestSyntaxErrorLine(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		src  string
+		line int
+		text string
+	}{
+		{"modules:\n  - name: bus\n    type: eventbus.broker\n   config: {}\n", 4, "the YAML parser reports line 1"},
+		{"a: 1\nb:\n  c: 2\n d: 3\n", 4, "the YAML parser reports line 3"},
+		{"modules:\n  - name: bus\n    type: eventbus.broker\n      config: x\n", 4, "mapping values are not allowed"},
+		{"a: [1, 2\nb: 3\n", 1, "did not find expected ',' or ']'"},
+	} {
+		_, err := runner.Parse("app.yaml", []byte(c.src), nil)
+		var ce *runner.ConfigError
+		if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0].Pos.Line != c.line || !strings.Contains(err.Error(), c.text) {
+			t.Errorf("Parse(%q): %v; want one problem at line %d mentioning %q", c.src, err, c.line, c.text)
+		}
+	}
+}
+
+// engine-pipelines.md §1.1, §1.4: what the engine accepts and ignores is
+// a warning, never a problem.
+func TestParseWarnings(t *testing.T) {
+	t.Parallel()
+	cfg, err := runner.Parse("app.yaml", []byte(`pipeline: {}
+modules:
+  - name: bus
+    type: eventbus.broker
+    confg: {}
+pipelines:
+  p:
+    on_error: retry
+    steps:
+      - name: s
+        type: step.log
+        timeout: 1s
+        on_error: skip
+        condition: "{{ .x }}"
+        config: { message: hi }
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range cfg.Warnings {
+		got = append(got, fmt.Sprintf("%d %s", w.Pos.Line, w.Field))
+	}
+	want := []string{"1 pipeline", "5 modules[0].confg", "8 pipelines.p.on_error", "12 pipelines.p.steps[0].timeout", "13 pipelines.p.steps[0].on_error", "14 pipelines.p.steps[0].condition"}
+	if !slices.Equal(got, want) {
+		t.Errorf("warnings:\n got %q\nwant %q", got, want)
+	}
+}
+
+// engine-pipelines.md §1.1: YAML values as yaml.v3 decodes them, and the
+// second pass over pipelines that turns integral floats into ints.
+func TestParseValueTypes(t *testing.T) {
+	t.Parallel()
+	cfg := mustParse(t, `modules:
+  - name: m
+    type: t
+    config: { f: 1.0, e: 1e3, yes: yes, date: 2024-01-01, big: 18446744073709551615, hex: 0x1F }
+pipelines:
+  p:
+    trigger: { type: t, config: { f: 1.0 } }
+    steps: [{ name: s, type: step.set, config: { values: { f: 1.0, e: 1e3, half: 2.5, m: 1e6 } } }]
+`, nil)
+	mc := cfg.Modules[0].Config
+	if mc["f"] != 1.0 || mc["e"] != 1000.0 || mc["yes"] != "yes" || mc["hex"] != 31 || mc["big"] != uint64(18446744073709551615) {
+		t.Errorf("module config: %#v", mc)
+	}
+	if d, ok := mc["date"].(time.Time); !ok || d.Year() != 2024 {
+		t.Errorf("unquoted date: %#v, want a time.Time", mc["date"])
+	}
+	vals := cfg.Pipelines[0].Steps[0].Config["values"].(map[string]any)
+	if vals["f"] != 1 || vals["e"] != 1000 || vals["half"] != 2.5 || vals["m"] != 1e6 {
+		t.Errorf("step config after the round trip: %#v", vals)
+	}
+	if f := cfg.Pipelines[0].Trigger.Config["f"]; f != 1 {
+		t.Errorf("trigger config after the round trip: %#v", f)
 	}
 }
 
@@ -191,12 +256,12 @@ triggers:
 	if p.Timeout != 5*time.Second || p.OnError != "skip" || !p.StrictTemplates {
 		t.Errorf("pipeline settings: %+v", p)
 	}
-	wantTrigger := map[string]any{"name": "w", "concurrency": 2, "ratio": 0.5, "on": true, "none": nil, "when": "2024-01-02"}
+	wantTrigger := map[string]any{"name": "w", "concurrency": 2, "ratio": 0.5, "on": true, "none": nil, "when": time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)}
 	if p.Trigger == nil || p.Trigger.Type != "trigger.eventbus.subscribe" || !reflect.DeepEqual(p.Trigger.Config, wantTrigger) {
 		t.Errorf("trigger: got %+v", p.Trigger)
 	}
 	s := p.Steps[0]
-	if s.If != "{{ .x }}" || s.SkipIf != "{{ .y }}" || s.Timeout != time.Second || s.OnError != "stop" {
+	if s.If != "{{ .x }}" || s.SkipIf != "{{ .y }}" {
 		t.Errorf("step settings: %+v", s)
 	}
 	if len(p.Compensation) != 1 || p.Compensation[0].Name != "undo" {
@@ -217,23 +282,30 @@ func TestParseEmpty(t *testing.T) {
 	}
 }
 
+// engine-pipelines.md §1.7: ${...} in module config, with the engine's
+// rules, and nowhere else.
 func TestEnvExpansion(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"SET": "value", "EMPTY": "", "PORT": "4222"}
+	env := map[string]string{"SET": "value", "EMPTY": "", "PORT": "4222", "NATS_URL": "nats://x", "DB_HOST": "db"}
 	tests := []struct {
 		in, want string
 	}{
 		{"${SET}", "value"},
-		{"${UNSET}", ""},
-		{"${UNSET:-fallback}", "fallback"},
-		{"${EMPTY:-fallback}", "fallback"},
-		{"${SET:-fallback}", "value"},
+		{"${env:SET}", "value"},
+		{"${EMPTY}", ""},
+		{"${nats_url}", "nats://x"},
+		{"${db.host}", "db"},
 		{"nats://127.0.0.1:${PORT}/x", "nats://127.0.0.1:4222/x"},
 		{"${SET}-${PORT}", "value-4222"},
-		{"${UNSET:-}", ""},
+		{"${UNSET}", "${UNSET}"},
+		{"${SET}-${UNSET}", "${SET}-${UNSET}"},
+		{"${UNSET:-fallback}", "${UNSET:-fallback}"},
+		{"${SET:-fallback}", "${SET:-fallback}"},
+		{"${SET}:${PORT:-1}", "${SET}:${PORT:-1}"},
+		{"${vault:secret}", "${vault:secret}"},
+		{"${ SET }", "${ SET }"},
 		{"$SET", "$SET"},
-		{"${ body.name }", "${ body.name }"},
-		{"${1BAD}", "${1BAD}"},
+		{"${SET", "${SET"},
 		{"{{ .x }}", "{{ .x }}"},
 	}
 	for _, tt := range tests {
@@ -246,11 +318,24 @@ func TestEnvExpansion(t *testing.T) {
 			}
 		})
 	}
-	t.Run("names and types", func(t *testing.T) {
+	t.Run("nowhere but module config", func(t *testing.T) {
 		t.Parallel()
-		cfg := mustParse(t, "modules:\n  - name: ${NAME:-bus}\n    type: ${TYPE}\n", map[string]string{"TYPE": "eventbus.broker"})
-		if m := cfg.Modules[0]; m.Name != "bus" || m.Type != "eventbus.broker" {
-			t.Errorf("got name %q type %q", m.Name, m.Type)
+		cfg := mustParse(t, `modules:
+  - name: ${NAME}
+    type: ${TYPE}
+pipelines:
+  p:
+    trigger: { type: t, config: { x: "${SET}" } }
+    steps: [{ name: s, type: step.set, config: { values: { x: "${SET}" } } }]
+triggers:
+  t: { x: "${SET}" }
+`, map[string]string{"TYPE": "eventbus.broker", "NAME": "bus", "SET": "value"})
+		if m := cfg.Modules[0]; m.Name != "${NAME}" || m.Type != "${TYPE}" {
+			t.Errorf("module name and type expanded: %q %q", m.Name, m.Type)
+		}
+		pl := cfg.Pipelines[0]
+		if pl.Trigger.Config["x"] != "${SET}" || pl.Steps[0].Config["values"].(map[string]any)["x"] != "${SET}" || cfg.Triggers[0].Config["x"] != "${SET}" {
+			t.Errorf("trigger or step config expanded: %v %v %v", pl.Trigger.Config, pl.Steps[0].Config, cfg.Triggers[0].Config)
 		}
 	})
 }
@@ -272,7 +357,6 @@ pipelines:
 	_, err := runner.Check("app.yaml", []byte(src), nil, testCatalog(t))
 	checkProblems(t, err, []wantProblem{
 		{3, "modules[0].type", runner.ErrUnknownType},
-		{4, "modules[0].confg", runner.ErrUnknownField},
 		{5, "modules[1].name", runner.ErrWrongType},
 		{11, "pipelines.p.steps[0].type", runner.ErrUnknownType},
 	})

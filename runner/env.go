@@ -1,34 +1,63 @@
 package runner
 
-import "regexp"
+import (
+	"fmt"
+	"maps"
+	"slices"
 
-// envRef matches ${NAME} and ${NAME:-default}. Other ${ ... } forms (the
-// engine's expression blocks, such as ${ body.name }) do not match and are
-// left as written.
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
+	"github.com/wfeventbus/eventbus/internal/envref"
+)
 
-// expand replaces environment references in s: ${NAME} by the variable's
-// value (empty when unset), ${NAME:-default} by the value or, when the
-// variable is unset or empty, by default.
-func (p *parser) expand(s string) string {
-	return expandEnv(s, p.env)
+// unresolvedRef is a ${...} reference in a module config that the engine
+// leaves as written (engine-pipelines.md §1.7): rel is the path of its
+// string below the config.
+type unresolvedRef struct {
+	ref envref.Ref
+	rel string
 }
 
-func expandEnv(s string, lookup LookupEnv) string {
-	if len(s) < 4 {
-		return s
+// expandModuleConfig applies the engine's ${NAME} / ${env:NAME} rules to
+// every string of a module config and returns the new config and the
+// references it left unexpanded.
+func expandModuleConfig(cfg map[string]any, lookup LookupEnv) (map[string]any, []unresolvedRef) {
+	var refs []unresolvedRef
+	var walk func(v any, rel string) any
+	walk = func(v any, rel string) any {
+		switch v := v.(type) {
+		case string:
+			out, failed := envref.Expand(v, envref.Lookup(lookup))
+			for _, f := range failed {
+				refs = append(refs, unresolvedRef{ref: f, rel: rel})
+			}
+			return out
+		case map[string]any:
+			out := make(map[string]any, len(v))
+			for _, k := range slices.Sorted(maps.Keys(v)) {
+				out[k] = walk(v[k], relJoin(rel, pathKeyRel(k)))
+			}
+			return out
+		case []any:
+			out := make([]any, len(v))
+			for i, e := range v {
+				out[i] = walk(e, fmt.Sprintf("%s[%d]", rel, i))
+			}
+			return out
+		}
+		return v
 	}
-	return envRef.ReplaceAllStringFunc(s, func(ref string) string {
-		m := envRef.FindStringSubmatch(ref)
-		var val string
-		var ok bool
-		if lookup != nil {
-			val, ok = lookup(m[1])
-		}
-		hasDefault := len(ref) > len(m[1])+3
-		if hasDefault && (!ok || val == "") {
-			return m[2]
-		}
-		return val
-	})
+	out, _ := walk(cfg, "").(map[string]any)
+	return out, refs
+}
+
+// relJoin appends a relative path (a key, `["k"]` or "[i]") to another.
+func relJoin(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	case b[0] == '[':
+		return a + b
+	}
+	return a + "." + b
 }

@@ -213,6 +213,22 @@ func (ps *problems) covers(field string) bool {
 	return false
 }
 
+// sorted returns the problems sorted by position; nil when there are
+// none.
+func (ps *problems) sorted() []*Problem {
+	if len(ps.list) == 0 {
+		return nil
+	}
+	list := slices.Clone(ps.list)
+	slices.SortStableFunc(list, func(a, b *Problem) int {
+		if a.Pos.Line != b.Pos.Line {
+			return a.Pos.Line - b.Pos.Line
+		}
+		return a.Pos.Column - b.Pos.Column
+	})
+	return list
+}
+
 // err returns nil or a *ConfigError with the problems sorted by position
 // (stable, so problems on one line keep the order they were found in).
 func (ps *problems) err() error {
@@ -229,21 +245,52 @@ func (ps *problems) err() error {
 	return &ConfigError{Problems: list}
 }
 
-// StepError reports a failed pipeline run: the step that failed and why.
+// StepError reports a step of a pipeline run that failed.
 type StepError struct {
 	// Pipeline is the pipeline's name.
 	Pipeline string
 	// Step is the failed step's name.
 	Step string
-	// Err is the cause: the plugin's error, a template error, a context
-	// error when the run's timeout expired or the runner shut down.
+	// Err is the step's error, worded as the engine words it: a built-in
+	// step's own text, "remote step execute: ..." for a plugin step, a
+	// template error.
 	Err error
+
+	suffix string // the compensation outcome, with on_error: compensate
+	cause  error  // why the run's context ended, when it had
 }
 
-// Error returns `pipeline orders: step "publish" failed: <cause>`.
+// Error returns `step "publish" failed: <cause>`, followed by
+// " (compensation executed)" or " (compensation also failed: <error>)"
+// when the pipeline compensated.
 func (e *StepError) Error() string {
-	return fmt.Sprintf("pipeline %s: step %q failed: %v", e.Pipeline, e.Step, e.Err)
+	return fmt.Sprintf("step %q failed: %v%s", e.Step, e.Err, e.suffix)
 }
 
 // Unwrap returns ErrStepFailed and the cause.
-func (e *StepError) Unwrap() []error { return []error{ErrStepFailed, e.Err} }
+func (e *StepError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{ErrStepFailed, e.Err, e.cause}
+	}
+	return []error{ErrStepFailed, e.Err}
+}
+
+// WorkflowError is a failed run as TriggerWorkflow reports it to the
+// trigger: its text is the engine's (engine-pipelines.md §4.7), so that
+// logs and dead-letter headers read the same under both hosts.
+type WorkflowError struct {
+	// Pipeline is the pipeline's name.
+	Pipeline string
+	// Err is the executor's error: a *StepError, a cancelled run, a jump
+	// to an unknown step.
+	Err error
+}
+
+// Error returns `workflow execution failed: pipeline "orders" execution
+// failed: step "publish" failed: <cause>`.
+func (e *WorkflowError) Error() string {
+	return fmt.Sprintf("workflow execution failed: pipeline %q execution failed: %v", e.Pipeline, e.Err)
+}
+
+// Unwrap returns the executor's error.
+func (e *WorkflowError) Unwrap() error { return e.Err }

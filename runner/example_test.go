@@ -56,8 +56,8 @@ pipelines:
 	fmt.Println(err)
 	// Output:
 	// app.yaml:8: pipelines.orders.trigger.config.broker_ref: broker_ref "buss" names no module of this app (did you mean "bus"?)
-	// app.yaml:11: pipelines.orders.steps[0].type: unknown step type "step.eventbus.publsh" (did you mean "step.eventbus.publish"?)
-	// app.yaml:12: pipelines.orders.steps[1].config.message: step.log needs a message
+	// app.yaml:11: pipelines.orders.steps[0].type: unknown step type: step.eventbus.publsh (did you mean "step.eventbus.publish"?)
+	// app.yaml:12: pipelines.orders.steps[1].config: log step "log": 'message' is required
 }
 
 func ExampleRunner() {
@@ -103,7 +103,7 @@ func ExampleRunner() {
 	fmt.Println("run error:", err)
 	fmt.Println("stop error:", r.Stop(ctx))
 	// Output:
-	// level=WARN msg="hello ann (1000000)" pipeline=greet step=say
+	// level=WARN msg="hello ann (1e+06)" pipeline=greet step=say
 	// run error: <nil>
 	// run error: no handler found for workflow type: pipeline:nope
 	// stop error: <nil>

@@ -22,6 +22,7 @@ func (p clientPlugin) Catalog() Catalog {
 		StepTypes:    p.c.StepTypes(),
 		TriggerTypes: p.c.TriggerTypes(),
 		Contracts:    p.c.Contracts(),
+		EnvDefaults:  p.c.Manifest().Name == EventbusPluginName,
 	}
 }
 

@@ -4,36 +4,62 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 )
 
-// run executes one pipeline run with data as its trigger data.
+// pipelineRuntime is a pipeline with its steps built.
+type pipelineRuntime struct {
+	cfg          *Pipeline
+	steps        []step
+	compensation []step
+	// plugin holds the plugin steps at any depth, in the order Start
+	// creates them: steps, then compensation steps.
+	plugin []*pluginStep
+}
+
+// buildPipeline builds a pipeline's steps, each wrapped in its guards.
+// The error is the engine's build error for the first step that fails.
+func (r *Runner) buildPipeline(pl *Pipeline, cat Catalog) (*pipelineRuntime, error) {
+	rt := &pipelineRuntime{cfg: pl}
+	b := &builder{r: r, pluginTypes: cat.StepTypes}
+	build := func(s *Step) (step, error) {
+		b.rel = ""
+		st, err := b.build(s.Name, s.Type, r.withConfigDir(s.Config))
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: step %q (type %s): %w", pl.Name, s.Name, s.Type, err)
+		}
+		if s.If != "" || s.SkipIf != "" {
+			st = &guarded{step: st, tmpl: r.tmpl, skipIf: s.SkipIf, ifCond: s.If}
+		}
+		return st, nil
+	}
+	for i := range pl.Steps {
+		st, err := build(&pl.Steps[i])
+		if err != nil {
+			return nil, err
+		}
+		rt.steps = append(rt.steps, st)
+	}
+	for i := range pl.Compensation {
+		st, err := build(&pl.Compensation[i])
+		if err != nil {
+			return nil, err
+		}
+		rt.compensation = append(rt.compensation, st)
+	}
+	rt.plugin = b.plugin
+	return rt, nil
+}
+
+// run executes one pipeline run fired by a trigger with data as its
+// trigger data, and records its outcome.
 func (r *Runner) run(ctx context.Context, rt *pipelineRuntime, data map[string]any) error {
 	pl := rt.cfg
 	started := r.opts.now()
-	if pl.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, pl.Timeout, fmt.Errorf("%w (%v)", ErrTimeout, pl.Timeout))
-		defer cancel()
-	}
-	if data == nil {
-		data = map[string]any{}
-	}
-	d := &runData{
-		trigger: data,
-		steps:   map[string]map[string]any{},
-		current: maps.Clone(data),
-		meta: map[string]any{
-			"pipeline":   pl.Name,
-			"started_at": started.UTC().Format(time.RFC3339),
-		},
-	}
 	log := r.log.With("pipeline", pl.Name)
 	log.Debug("pipeline started")
-
-	err := r.steps(ctx, rt, d)
+	_, err := r.execute(ctx, rt, data)
 	elapsed := r.opts.now().Sub(started)
 
 	outcome := OutcomeSuccess
@@ -48,6 +74,7 @@ func (r *Runner) run(ctx context.Context, rt *pipelineRuntime, data map[string]a
 	}
 	r.metrics.observe(pl.Name, outcome, elapsed.Seconds())
 	if err != nil {
+		err = &WorkflowError{Pipeline: pl.Name, Err: err}
 		log.Warn("pipeline failed", "outcome", outcome, "error", err, "elapsed", elapsed)
 		return err
 	}
@@ -55,124 +82,102 @@ func (r *Runner) run(ctx context.Context, rt *pipelineRuntime, data map[string]a
 	return nil
 }
 
-// steps runs the steps of a pipeline in order, applying its error policy.
-func (r *Runner) steps(ctx context.Context, rt *pipelineRuntime, d *runData) error {
+// execute runs a pipeline as the engine's executor does
+// (engine-pipelines.md §4): steps in order, a deadline check before each,
+// outputs merged into current, jumps to named steps, the pipeline's
+// on_error policy. It returns the run's context (for workflow_call) and
+// the executor's error.
+func (r *Runner) execute(ctx context.Context, rt *pipelineRuntime, data map[string]any) (*runContext, error) {
 	pl := rt.cfg
-	for _, s := range rt.steps {
-		if err := context.Cause(ctx); err != nil && ctx.Err() != nil {
-			return &StepError{Pipeline: pl.Name, Step: s.cfg.Name, Err: err}
-		}
-		res, ran, err := r.step(ctx, pl, s, d)
-		if err != nil {
-			policy := s.cfg.OnError
-			if policy == "" {
-				policy = pl.OnError
+	if pl.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, pl.Timeout, fmt.Errorf("%w (%v)", ErrTimeout, pl.Timeout))
+		defer cancel()
+	}
+	pc := newRunContext(data, map[string]any{
+		"pipeline":   pl.Name,
+		"started_at": r.opts.now().UTC().Truncate(time.Second).Format(time.RFC3339),
+	}, pl.StrictTemplates)
+	for i := 0; i < len(rt.steps); {
+		st := rt.steps[i]
+		if ctx.Err() != nil {
+			return pc, &textError{
+				msg:  fmt.Sprintf("pipeline %q cancelled: %v", pl.Name, ctx.Err()),
+				errs: []error{ctx.Err(), context.Cause(ctx)},
 			}
-			switch policy {
+		}
+		res, err := st.Execute(ctx, pc)
+		if err != nil {
+			switch pl.OnError {
 			case "skip":
-				r.log.Warn("step failed; skipping it", "pipeline", pl.Name, "step", s.cfg.Name, "error", err)
-				d.merge(s.cfg.Name, map[string]any{"_error": err.Error(), "_skipped": true})
+				r.log.Warn("step failed; skipping it", "pipeline", pl.Name, "step", st.Name(), "error", err)
+				pc.merge(st.Name(), map[string]any{"_error": err.Error(), "_skipped": true})
+				i++
 				continue
 			case "compensate":
-				if cerr := r.compensate(ctx, rt, d); cerr != nil {
-					err = fmt.Errorf("%w (compensation also failed: %w)", err, cerr)
+				suffix := " (compensation executed)"
+				if cerr := r.compensate(ctx, rt, pc); cerr != nil {
+					suffix = fmt.Sprintf(" (compensation also failed: %v)", cerr)
 				}
+				return pc, &StepError{Pipeline: pl.Name, Step: st.Name(), Err: err, suffix: suffix, cause: context.Cause(ctx)}
 			}
-			return &StepError{Pipeline: pl.Name, Step: s.cfg.Name, Err: err}
+			return pc, &StepError{Pipeline: pl.Name, Step: st.Name(), Err: err, cause: context.Cause(ctx)}
 		}
-		if !ran {
+		if res == nil {
+			res = &stepResult{}
+		}
+		if res.skipped {
+			i++
 			continue
 		}
-		d.merge(s.cfg.Name, res.Output)
-		if res.StopPipeline {
-			r.log.Debug("pipeline stopped by step", "pipeline", pl.Name, "step", s.cfg.Name)
-			return nil
+		pc.merge(st.Name(), res.output)
+		if res.stop {
+			break
 		}
+		if res.next != "" {
+			j := len(rt.steps) - 1
+			for j >= 0 && rt.steps[j].Name() != res.next {
+				j--
+			}
+			if j < 0 {
+				return pc, fmt.Errorf("step %q routed to unknown step %q", st.Name(), res.next)
+			}
+			i = j
+			continue
+		}
+		i++
 	}
-	return nil
+	pc.meta["completed_at"] = r.opts.now().UTC().Format(time.RFC3339)
+	return pc, nil
 }
 
-// compensate runs the compensation steps, last first; it returns the
-// first error and runs the rest anyway.
-func (r *Runner) compensate(ctx context.Context, rt *pipelineRuntime, d *runData) error {
+// compensate runs the compensation steps, last first, on the run's
+// context; their outputs are not merged. It returns the first error and
+// runs the rest anyway.
+func (r *Runner) compensate(ctx context.Context, rt *pipelineRuntime, pc *runContext) error {
 	var first error
 	for _, s := range slices.Backward(rt.compensation) {
-		res, ran, err := r.step(ctx, rt.cfg, s, d)
-		switch {
-		case err != nil:
-			r.log.Warn("compensation step failed", "pipeline", rt.cfg.Name, "step", s.cfg.Name, "error", err)
+		if _, err := s.Execute(ctx, pc); err != nil {
+			r.log.Warn("compensation step failed", "pipeline", rt.cfg.Name, "step", s.Name(), "error", err)
 			if first == nil {
-				first = fmt.Errorf("step %q: %w", s.cfg.Name, err)
+				first = err
 			}
-		case ran:
-			d.merge(s.cfg.Name, res.Output)
 		}
 	}
 	return first
 }
 
-// step runs one step: it evaluates skip_if and if, renders the config and
-// executes the step. ran is false when a condition skipped it.
-func (r *Runner) step(ctx context.Context, pl *Pipeline, s *stepRuntime, d *runData) (res StepResult, ran bool, err error) {
-	sc := r.render.scope(d, pl.StrictTemplates)
-	if s.cfg.SkipIf != "" {
-		v, err := sc.renderString(s.cfg.SkipIf)
-		if err != nil {
-			return StepResult{}, false, fmt.Errorf("skip_if: %w", err)
-		}
-		if truthy(v) {
-			r.log.Debug("step skipped by skip_if", "pipeline", pl.Name, "step", s.cfg.Name)
-			return StepResult{}, false, nil
-		}
-	} else if s.cfg.If != "" {
-		v, err := sc.renderString(s.cfg.If)
-		if err != nil {
-			return StepResult{}, false, fmt.Errorf("if: %w", err)
-		}
-		if !truthy(v) {
-			r.log.Debug("step skipped by if", "pipeline", pl.Name, "step", s.cfg.Name)
-			return StepResult{}, false, nil
-		}
-	}
-	cfg, err := sc.renderConfig(s.config)
-	if err != nil {
-		return StepResult{}, false, err
-	}
-	if s.cfg.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, s.cfg.Timeout, fmt.Errorf("%w: step timeout %v", ErrTimeout, s.cfg.Timeout))
+// runDetached runs fn outside the calling run (an async workflow_call):
+// bounded by timeout and by the runner's shutdown, and waited for by
+// Stop like any run.
+func (r *Runner) runDetached(ctx context.Context, timeout time.Duration, fn func(context.Context)) {
+	r.inflight.Add(1)
+	go func() {
+		defer r.inflight.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
-	}
-	r.log.Debug("step started", "pipeline", pl.Name, "step", s.cfg.Name, "type", s.cfg.Type)
-	if isBuiltinStep(s.cfg.Type) {
-		res, err = r.runBuiltin(ctx, pl.Name, s.cfg, cfg)
-	} else {
-		res, err = r.plugin.ExecuteStep(ctx, s.handle, StepInput{
-			TriggerData: d.trigger,
-			StepOutputs: d.steps,
-			Current:     d.current,
-			Metadata:    d.meta,
-			Config:      cfg,
-		})
-	}
-	if err != nil {
-		// A step cut short by the run's context reports the context's
-		// cause too, so a timeout or shutdown is recognisable.
-		if cause := context.Cause(ctx); ctx.Err() != nil && cause != nil && !errors.Is(err, cause) {
-			err = fmt.Errorf("%w (%w)", err, cause)
-		}
-		return StepResult{}, false, err
-	}
-	return res, true, nil
-}
-
-// merge records a step's output under steps.NAME and merges it into the
-// current data (top-level keys only).
-func (d *runData) merge(name string, out map[string]any) {
-	o := maps.Clone(out)
-	if o == nil {
-		o = map[string]any{}
-	}
-	d.steps[name] = o
-	maps.Copy(d.current, o)
+		stop := context.AfterFunc(r.runCtx, cancel)
+		defer stop()
+		fn(ctx)
+	}()
 }

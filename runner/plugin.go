@@ -80,27 +80,18 @@ type Catalog struct {
 	// up at the top level of module, step and trigger configs. Nil means
 	// DefaultModuleRefKeys; an empty slice checks nothing.
 	ModuleRefKeys []string
+	// EnvDefaults says the plugin resolves ${NAME:-default} (and the
+	// other references the engine leaves) in its module configs, as the
+	// eventbus plugin does (eventbus.ExpandEnvDefaults). Validate then
+	// checks module configs as the plugin will read them, and does not
+	// warn about such references.
+	EnvDefaults bool
 }
+
+// EventbusPluginName is the manifest name of the eventbus plugin, whose
+// catalog FromClient marks with EnvDefaults.
+const EventbusPluginName = "workflow-plugin-eventbus"
 
 // DefaultModuleRefKeys returns the config keys by which eventbus configs
 // name a module: broker_ref, and its alias bus in trigger configs.
 func DefaultModuleRefKeys() []string { return []string{"broker_ref", "bus"} }
-
-// Built-in step types, run by the runner itself.
-const (
-	// StepLog logs a rendered message: config level (debug, info, warn or
-	// error; default info) and message. Its output is empty.
-	StepLog = "step.log"
-	// StepSet outputs its rendered values map.
-	StepSet = "step.set"
-	// StepFail always fails with its rendered message, to exercise error
-	// paths.
-	StepFail = "step.fail"
-)
-
-// BuiltinStepTypes lists the built-in step types.
-func BuiltinStepTypes() []string { return []string{StepLog, StepSet, StepFail} }
-
-func isBuiltinStep(typ string) bool {
-	return typ == StepLog || typ == StepSet || typ == StepFail
-}

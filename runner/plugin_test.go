@@ -216,7 +216,9 @@ func TestRealPlugin(t *testing.T) {
 			if got[1] == "" {
 				t.Errorf("second run succeeded; its step should have failed it")
 			}
-			want := "order 1 amount 1000000 via orders current 1"
+			// engine-pipelines.md §2.4: a number from Struct trigger data is a
+			// float64 and renders with %v.
+			want := "order 1 amount 1e+06 via orders current 1"
 			found := false
 			for _, m := range logs.messages() {
 				found = found || m == want

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"maps"
 	"slices"
 	"strings"
@@ -33,7 +34,12 @@ type Runner struct {
 	log     *slog.Logger
 	opts    options
 	metrics *metrics
-	render  *renderer
+	tmpl    *templates
+
+	// httpClient sends step.http_call requests; oauth caches their
+	// client credentials tokens.
+	httpClient *http.Client
+	oauth      oauthCache
 
 	pipelines map[string]*pipelineRuntime // by name
 
@@ -62,22 +68,6 @@ type handle struct {
 	started bool
 }
 
-// pipelineRuntime is a pipeline with the handles of its plugin steps.
-type pipelineRuntime struct {
-	cfg          *Pipeline
-	steps        []*stepRuntime
-	compensation []*stepRuntime
-}
-
-type stepRuntime struct {
-	cfg *Step
-	// config is the raw config the step runs with: the user's keys plus
-	// _config_dir when known.
-	config map[string]any
-	// handle is the plugin's step handle; "" for built-in steps.
-	handle string
-}
-
 // New validates cfg against the plugin's catalog and returns a Runner
 // ready to Start. Problems of the config come back as a *ConfigError
 // (matching ErrInvalidConfig). New calls p.Catalog and nothing else on
@@ -102,7 +92,7 @@ func New(cfg *Config, p Plugin, logger *slog.Logger, opts ...Option) (*Runner, e
 	cat := p.Catalog()
 	for _, list := range [][]string{cat.ModuleTypes, cat.StepTypes, cat.TriggerTypes} {
 		for _, t := range list {
-			if isBuiltinStep(t) {
+			if IsEngineStepType(t) {
 				return nil, fmt.Errorf("%w: the plugin declares %q", ErrTypeConflict, t)
 			}
 		}
@@ -115,32 +105,29 @@ func New(cfg *Config, p Plugin, logger *slog.Logger, opts ...Option) (*Runner, e
 		return nil, fmt.Errorf("runner: register metrics: %w", err)
 	}
 	r := &Runner{
-		cfg:       cfg,
-		plugin:    p,
-		log:       logger,
-		opts:      o,
-		metrics:   m,
-		render:    newRenderer(o.now),
-		pipelines: make(map[string]*pipelineRuntime, len(cfg.Pipelines)),
-		done:      make(chan struct{}),
+		cfg:        cfg,
+		plugin:     p,
+		log:        logger,
+		opts:       o,
+		metrics:    m,
+		tmpl:       newTemplates(o.now, cfg.configLookup(), logger),
+		httpClient: &http.Client{},
+		pipelines:  make(map[string]*pipelineRuntime, len(cfg.Pipelines)),
+		done:       make(chan struct{}),
 	}
 	r.runCtx, r.cancelRuns = context.WithCancelCause(context.Background())
+	for _, w := range cfg.Warnings {
+		logger.Warn("app config", "warning", w.Error())
+	}
 	for i := range cfg.Pipelines {
 		pl := &cfg.Pipelines[i]
-		rt := &pipelineRuntime{cfg: pl}
-		for j := range pl.Steps {
-			rt.steps = append(rt.steps, r.stepRuntime(&pl.Steps[j]))
-		}
-		for j := range pl.Compensation {
-			rt.compensation = append(rt.compensation, r.stepRuntime(&pl.Compensation[j]))
+		rt, err := r.buildPipeline(pl, cat)
+		if err != nil {
+			return nil, fmt.Errorf("%w: failed to configure pipelines: %w", ErrInvalidConfig, err)
 		}
 		r.pipelines[pl.Name] = rt
 	}
 	return r, nil
-}
-
-func (r *Runner) stepRuntime(s *Step) *stepRuntime {
-	return &stepRuntime{cfg: s, config: r.withConfigDir(s.Config)}
 }
 
 // withConfigDir returns a copy of cfg with _config_dir added, as the
@@ -210,15 +197,12 @@ func (r *Runner) start(ctx context.Context) error {
 	}
 	for i := range r.cfg.Pipelines {
 		rt := r.pipelines[r.cfg.Pipelines[i].Name]
-		for _, s := range slices.Concat(rt.steps, rt.compensation) {
-			if isBuiltinStep(s.cfg.Type) {
-				continue
-			}
-			id, err := r.plugin.CreateStep(ctx, s.cfg.Type, s.cfg.Name, maps.Clone(s.config))
+		for _, s := range rt.plugin {
+			id, err := r.plugin.CreateStep(ctx, s.typ, s.name, maps.Clone(s.config))
 			if err != nil {
-				return fmt.Errorf("%w: create step %s (%s) of pipeline %s: %w", ErrLifecycle, s.cfg.Name, s.cfg.Type, rt.cfg.Name, err)
+				return fmt.Errorf("%w: create step %s (%s) of pipeline %s: %w", ErrLifecycle, s.name, s.typ, rt.cfg.Name, err)
 			}
-			s.handle = id
+			s.setHandle(id)
 		}
 		if t := rt.cfg.Trigger; t != nil {
 			if err := r.createTrigger(ctx, t.Type, "pipeline:"+rt.cfg.Name, t.Config); err != nil {

@@ -188,7 +188,8 @@ func TestPipelineRun(t *testing.T) {
 		t.Fatalf("want 2 plugin step executions, got %d", len(inputs))
 	}
 	first, last := inputs[0], inputs[1]
-	wantFirstCfg := map[string]any{"order": "o-1", "amount": "1000000", "untouched": 3, "pipeline": "orders"}
+	// engine-pipelines.md §2.4, §5.2: a float64 renders with %v.
+	wantFirstCfg := map[string]any{"order": "o-1", "amount": "1e+06", "untouched": 3, "pipeline": "orders"}
 	if !reflect.DeepEqual(first.Config, wantFirstCfg) {
 		t.Errorf("first config: got %#v", first.Config)
 	}
@@ -199,7 +200,7 @@ func TestPipelineRun(t *testing.T) {
 	if !reflect.DeepEqual(first.Metadata, wantMeta) {
 		t.Errorf("metadata: got %#v", first.Metadata)
 	}
-	if got := last.Config["seen"]; got != "hello o-1/1000000" {
+	if got := last.Config["seen"]; got != "hello o-1/1e+06" {
 		t.Errorf("final config: got %q", got)
 	}
 	wantSet := map[string]any{"greeting": "hello o-1", "nested": map[string]any{"list": []any{"o-1", 1}}}
@@ -218,7 +219,7 @@ func TestPipelineRun(t *testing.T) {
 	logMu.Lock()
 	out := logs.String()
 	logMu.Unlock()
-	if !strings.Contains(out, `level=WARN msg="logged hello o-1 1000000" pipeline=orders step=log`) {
+	if !strings.Contains(out, `level=WARN msg="logged hello o-1 1e+06" pipeline=orders step=log`) {
 		t.Errorf("step.log record missing from:\n%s", out)
 	}
 }
@@ -234,6 +235,8 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// engine-pipelines.md §4.2–§4.4 and §4.7: the step loop, guards, on_error
+// policies and the error texts a failed run reports.
 func TestPipelineErrors(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("boom")
@@ -253,11 +256,16 @@ func TestPipelineErrors(t *testing.T) {
     on_error: skip
     steps:
       - { name: a, type: step.test.echo, config: { fail: "yes" } }
-      - { name: b, type: step.test.echo, config: { prev: "{{ .steps.a._error }}|{{ .steps.a._skipped }}" } }
+      - { name: b, type: step.test.echo, config: { prev: "{{ .steps.a._error }}|{{ .steps.a._skipped }}|{{ ._error }}" } }
   step-policy:
     steps:
-      - { name: a, type: step.test.echo, on_error: skip, config: { fail: "yes" } }
-      - { name: b, type: step.fail, config: { message: "failed after {{ .steps.a._error }}" } }
+      - { name: a, type: step.test.echo, on_error: skip, timeout: 1s, config: { fail: "yes" } }
+      - { name: b, type: step.test.echo }
+  typo-policy:
+    on_error: skipp
+    steps:
+      - { name: a, type: step.test.echo, config: { fail: "yes" } }
+      - { name: b, type: step.test.echo }
   compensate:
     on_error: compensate
     steps:
@@ -265,17 +273,27 @@ func TestPipelineErrors(t *testing.T) {
       - { name: b, type: step.test.echo, config: { fail: "yes" } }
       - { name: c, type: step.test.echo }
     compensation:
-      - { name: undo-1, type: step.test.echo, config: { n: "1" } }
+      - { name: undo-1, type: step.test.echo, config: { n: "1", fail: "{{ .undo_fails }}" } }
       - { name: undo-2, type: step.test.echo, config: { n: "2" } }
   stopper:
     steps:
       - { name: a, type: step.test.echo, config: { stop: "yes" } }
-      - { name: b, type: step.fail }
-  conditions:
+      - { name: b, type: step.test.echo, config: { fail: "yes" } }
+  guards:
     steps:
-      - { name: a, type: step.fail, if: "{{ .go }}" }
-      - { name: b, type: step.fail, skip_if: "{{ .skip }}" }
-      - { name: c, type: step.test.echo, skip_if: "false", if: "0" }
+      - { name: if-missing, type: step.test.echo, if: "{{ .missing }}", config: { n: "if-missing" } }
+      - { name: skip-missing, type: step.test.echo, skip_if: "{{ .missing }}", config: { n: "skip-missing" } }
+      - { name: if-False, type: step.test.echo, if: "False", config: { n: "if-False" } }
+      - { name: if-0, type: step.test.echo, if: " 0 ", config: { n: "if-0" } }
+      - { name: skip-error, type: step.test.echo, skip_if: "{{ .missing.deeper }}", config: { n: "skip-error" } }
+      - { name: if-error, type: step.test.echo, if: "{{ .missing.deeper }}", config: { n: "if-error" } }
+      - { name: both, type: step.test.echo, skip_if: "false", if: "{{ .go }}", config: { n: "both" } }
+  routes:
+    on_error: skip
+    steps:
+      - { name: a, type: step.conditional, config: { field: kind, routes: { x: c, loop: a, bad: nowhere }, default: b } }
+      - { name: b, type: step.test.echo, config: { n: "b" } }
+      - { name: c, type: step.test.echo, config: { n: "c" } }
   strict:
     strict_templates: true
     steps:
@@ -291,68 +309,97 @@ func TestPipelineErrors(t *testing.T) {
 		return names
 	}
 
-	t.Run("a failing step fails the run and stops it", func(t *testing.T) {
+	t.Run("§4.4 stop: a failing step fails the run with the engine's text", func(t *testing.T) {
 		n := len(f.inputList())
 		err := run("stop", map[string]any{"fail": "yes"})
 		var se *runner.StepError
 		if !errors.As(err, &se) || se.Pipeline != "stop" || se.Step != "a" || !errors.Is(err, runner.ErrStepFailed) || !errors.Is(err, boom) {
 			t.Fatalf("want a StepError of step a wrapping boom, got %v", err)
 		}
+		if want := `workflow execution failed: pipeline "stop" execution failed: step "a" failed: remote step execute: boom`; err.Error() != want {
+			t.Errorf("error text:\n got %s\nwant %s", err, want)
+		}
 		if got := len(f.inputList()) - n; got != 1 {
 			t.Errorf("steps after the failure ran: %d executions", got)
 		}
 	})
-	t.Run("skip continues with the error recorded", func(t *testing.T) {
+	t.Run("§4.4 skip continues with _error and _skipped recorded at both levels", func(t *testing.T) {
 		n := len(f.inputList())
 		if err := run("skip", nil); err != nil {
 			t.Fatal(err)
 		}
 		got := executed(n)
-		if len(got) != 2 || got[1] != "<nil> <nil> boom|true" {
-			t.Errorf("executions: %q", got)
+		if want := "<nil> <nil> remote step execute: boom|true|remote step execute: boom"; len(got) != 2 || got[1] != want {
+			t.Errorf("executions: %q, want the second to see %q", got, want)
 		}
 	})
-	t.Run("a step's policy overrides the pipeline's", func(t *testing.T) {
-		err := run("step-policy", nil)
+	t.Run("§1.4 a step's on_error and timeout are ignored", func(t *testing.T) {
 		var se *runner.StepError
-		if !errors.As(err, &se) || se.Step != "b" || se.Err.Error() != "failed after boom" {
-			t.Fatalf("want step b failing with the rendered message, got %v", err)
+		if err := run("step-policy", nil); !errors.As(err, &se) || se.Step != "a" {
+			t.Fatalf("want step a to stop the run, got %v", err)
 		}
 	})
-	t.Run("compensate runs compensation in reverse", func(t *testing.T) {
+	t.Run("§1.4 an unknown on_error means stop", func(t *testing.T) {
+		var se *runner.StepError
+		if err := run("typo-policy", nil); !errors.As(err, &se) || se.Step != "a" {
+			t.Fatalf("want step a to stop the run, got %v", err)
+		}
+	})
+	t.Run("§4.4 compensate runs compensation in reverse", func(t *testing.T) {
 		n := len(f.inputList())
 		err := run("compensate", nil)
-		var se *runner.StepError
-		if !errors.As(err, &se) || se.Step != "b" || !errors.Is(err, boom) {
-			t.Fatalf("want step b failing, got %v", err)
+		if want := `workflow execution failed: pipeline "compensate" execution failed: step "b" failed: remote step execute: boom (compensation executed)`; err == nil || err.Error() != want {
+			t.Fatalf("error:\n got %v\nwant %s", err, want)
 		}
 		got := executed(n)
-		want := []string{"<nil> <nil> <nil>", "yes <nil> <nil>", "<nil> 2 <nil>", "<nil> 1 <nil>"}
+		want := []string{"<nil> <nil> <nil>", "yes <nil> <nil>", "<nil> 2 <nil>", "<no value> 1 <nil>"}
 		if !slices.Equal(got, want) {
 			t.Errorf("executions: got %q, want %q", got, want)
 		}
+		err = run("compensate", map[string]any{"undo_fails": "yes"})
+		if want := `step "b" failed: remote step execute: boom (compensation also failed: remote step execute: boom)`; err == nil || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("error %v, want it to end in %s", err, want)
+		}
 	})
-	t.Run("stop_pipeline ends the run successfully", func(t *testing.T) {
+	t.Run("§4.2 stop_pipeline ends the run successfully", func(t *testing.T) {
 		if err := run("stopper", nil); err != nil {
 			t.Errorf("want success, got %v", err)
 		}
 	})
-	t.Run("if and skip_if", func(t *testing.T) {
+	t.Run("§4.3 guards", func(t *testing.T) {
 		n := len(f.inputList())
-		if err := run("conditions", map[string]any{"go": "false", "skip": "yes"}); err != nil {
-			t.Errorf("want both step.fail skipped, got %v", err)
+		if err := run("guards", map[string]any{"go": "yes"}); err != nil {
+			t.Fatal(err)
 		}
-		// skip_if wins over if: step c runs because skip_if is false.
-		if got := len(f.inputList()) - n; got != 1 {
-			t.Errorf("step c: want 1 execution, got %d", got)
+		var ran []string
+		for _, in := range f.inputList()[n:] {
+			ran = append(ran, fmt.Sprint(in.Config["n"]))
 		}
-		err := run("conditions", map[string]any{"go": "1"})
-		var se *runner.StepError
-		if !errors.As(err, &se) || se.Step != "a" {
-			t.Errorf("want step a to run and fail, got %v", err)
+		if want := []string{"if-missing", "if-False", "skip-error", "both"}; !slices.Equal(ran, want) {
+			t.Errorf("steps run: %q, want %q", ran, want)
 		}
 	})
-	t.Run("strict templates fail on a missing key", func(t *testing.T) {
+	t.Run("§3.4 §4.2 routes jump and fall through; an unknown route bypasses on_error", func(t *testing.T) {
+		n := len(f.inputList())
+		if err := run("routes", map[string]any{"kind": "x"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := executed(n); !slices.Equal(got, []string{"<nil> c <nil>"}) {
+			t.Errorf("route x: %q, want only c", got)
+		}
+		n = len(f.inputList())
+		if err := run("routes", map[string]any{"kind": "other"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := executed(n); !slices.Equal(got, []string{"<nil> b <nil>", "<nil> c <nil>"}) {
+			t.Errorf("default route: %q, want b then c", got)
+		}
+		err := run("routes", map[string]any{"kind": "bad"})
+		if want := `workflow execution failed: pipeline "routes" execution failed: step "a" routed to unknown step "nowhere"`; err == nil || err.Error() != want {
+			t.Errorf("error %v, want %s", err, want)
+		}
+	})
+	t.Run("§2.3 strict templates fail on a missing key", func(t *testing.T) {
 		if err := run("strict", nil); !errors.Is(err, runner.ErrTemplate) || !errors.Is(err, runner.ErrStepFailed) {
 			t.Errorf("want ErrTemplate, got %v", err)
 		}
@@ -576,8 +623,8 @@ func TestRunTimeout(t *testing.T) {
 		return runner.StepResult{}, ctx.Err()
 	}
 	reg := prometheus.NewRegistry()
-	r := startRunner(t, "pipelines:\n  p:\n    timeout: 20ms\n    steps: [{ name: a, type: step.test.echo }]\n  q:\n    steps: [{ name: a, type: step.test.echo, timeout: 20ms }]\n", f, runner.WithRegisterer(reg))
-	for _, p := range []string{"p", "q"} {
+	r := startRunner(t, "pipelines:\n  p:\n    timeout: 20ms\n    steps: [{ name: a, type: step.test.echo }]\n", f, runner.WithRegisterer(reg))
+	for _, p := range []string{"p"} {
 		err := r.TriggerWorkflow(context.Background(), p, "", nil)
 		if !errors.Is(err, runner.ErrTimeout) || !errors.Is(err, runner.ErrStepFailed) {
 			t.Errorf("pipeline %s: want ErrTimeout, got %v", p, err)
@@ -592,7 +639,7 @@ func TestMetrics(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
 	f := newFake(testCatalog(t))
-	r := startRunner(t, "pipelines:\n  ok:\n    steps: [{ name: a, type: step.test.echo }]\n  bad:\n    steps: [{ name: a, type: step.fail }]\n", f, runner.WithRegisterer(reg))
+	r := startRunner(t, "pipelines:\n  ok:\n    steps: [{ name: a, type: step.test.echo }]\n  bad:\n    steps: [{ name: a, type: step.validate, config: { required_fields: [nope] } }]\n", f, runner.WithRegisterer(reg))
 	for range 3 {
 		_ = r.TriggerWorkflow(context.Background(), "ok", "", nil)
 	}

@@ -2,344 +2,225 @@ package runner
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
-	"math"
-	"reflect"
-	"strconv"
+	"regexp"
 	"strings"
 	"sync"
 	"text/template"
-	"text/template/parse"
 	"time"
-
-	"github.com/google/uuid"
 )
 
-// formatFunc is the function the renderer appends to every printing
-// action, so that what an action prints is decided here and not by fmt:
-// nothing for a missing value, integral numbers without an exponent.
-const formatFunc = "_runner_format"
-
-// runData is what a pipeline run's templates see.
-type runData struct {
+// runContext is the data of one pipeline execution, as the engine keeps it
+// (engine-pipelines.md §4.1): the trigger data as it arrived, every step's
+// output by step name, the merged current data, and metadata.
+type runContext struct {
 	trigger map[string]any
 	steps   map[string]map[string]any
 	current map[string]any
 	meta    map[string]any
-}
-
-// templateData is the dot of every template: current keys at the top
-// level, then steps, trigger and meta, which win over current keys of the
-// same name.
-func (d *runData) templateData() map[string]any {
-	data := make(map[string]any, len(d.current)+3)
-	for k, v := range d.current {
-		data[k] = v
-	}
-	data["steps"] = d.steps
-	data["trigger"] = d.trigger
-	data["meta"] = d.meta
-	return data
-}
-
-// renderer renders template strings of step configs. Parsed templates are
-// cached by their text; the texts come from the app config, so the cache
-// is bounded by its size.
-type renderer struct {
-	now   func() time.Time
-	cache sync.Map // string -> *template.Template
-}
-
-func newRenderer(now func() time.Time) *renderer {
-	return &renderer{now: now}
-}
-
-// isTemplate reports whether s holds a template action.
-func isTemplate(s string) bool { return strings.Contains(s, "{{") }
-
-// compileTemplate parses a template string the way pipelines use it:
-// dotted names with hyphens (.steps.my-step.id) are rewritten to index
-// calls, and every printing action ends in formatFunc.
-func compileTemplate(text string) (*template.Template, error) {
-	t, err := template.New("config").Funcs(baseFuncs(time.Now)).Funcs(runFuncs(&runData{}, false)).Parse(rewriteHyphens(text))
-	if err != nil {
-		return nil, err
-	}
-	for _, tt := range t.Templates() {
-		if tt.Tree != nil {
-			appendFormat(tt.Tree.Root)
-		}
-	}
-	return t, nil
-}
-
-// appendFormat makes every action that prints pass its value through
-// formatFunc.
-func appendFormat(n parse.Node) {
-	switch n := n.(type) {
-	case *parse.ListNode:
-		if n == nil {
-			return
-		}
-		for _, c := range n.Nodes {
-			appendFormat(c)
-		}
-	case *parse.ActionNode:
-		if len(n.Pipe.Decl) > 0 {
-			return
-		}
-		ident := parse.NewIdentifier(formatFunc).SetPos(n.Pos)
-		n.Pipe.Cmds = append(n.Pipe.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Pos: n.Pos, Args: []parse.Node{ident}})
-	case *parse.IfNode:
-		appendFormat(n.List)
-		appendFormat(n.ElseList)
-	case *parse.RangeNode:
-		appendFormat(n.List)
-		appendFormat(n.ElseList)
-	case *parse.WithNode:
-		appendFormat(n.List)
-		appendFormat(n.ElseList)
-	}
-}
-
-func (r *renderer) template(text string) (*template.Template, error) {
-	if t, ok := r.cache.Load(text); ok {
-		return t.(*template.Template), nil
-	}
-	t, err := compileTemplate(text)
-	if err != nil {
-		return nil, err
-	}
-	r.cache.Store(text, t)
-	return t, nil
-}
-
-// scope is the template environment of one step execution: the dot and
-// the functions bound to the run, built once for all of the step's
-// strings.
-type scope struct {
-	r      *renderer
-	data   map[string]any
-	funcs  template.FuncMap
+	// strict makes a missing map key a template error
+	// (strict_templates); sub-contexts of foreach and parallel do not
+	// inherit it.
 	strict bool
 }
 
-// scope prepares rendering against d. With strict set, a missing map key
-// is an error.
-func (r *renderer) scope(d *runData, strict bool) *scope {
-	funcs := baseFuncs(r.now)
-	maps.Copy(funcs, runFuncs(d, strict))
-	return &scope{r: r, data: d.templateData(), funcs: funcs, strict: strict}
+// newRunContext starts an execution with data as trigger data: trigger
+// and current are two shallow copies of it.
+func newRunContext(data, meta map[string]any, strict bool) *runContext {
+	return &runContext{
+		trigger: cloneMap(data),
+		steps:   map[string]map[string]any{},
+		current: cloneMap(data),
+		meta:    meta,
+		strict:  strict,
+	}
 }
 
-// renderString renders one template string; a string without an action
-// is returned as it is.
-func (s *scope) renderString(text string) (string, error) {
-	if !isTemplate(text) {
-		return text, nil
+func cloneMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	maps.Copy(out, m)
+	return out
+}
+
+// merge records a step's output under steps.<name> and copies its
+// top-level keys over current.
+func (pc *runContext) merge(name string, out map[string]any) {
+	o := cloneMap(out)
+	pc.steps[name] = o
+	maps.Copy(pc.current, o)
+}
+
+// templateData is the dot of Go templates: current keys at the top level,
+// then steps, trigger and meta, which win over current keys of the same
+// name.
+func (pc *runContext) templateData() map[string]any {
+	data := make(map[string]any, len(pc.current)+3)
+	maps.Copy(data, pc.current)
+	data["steps"] = pc.steps
+	data["trigger"] = pc.trigger
+	data["meta"] = pc.meta
+	return data
+}
+
+// templates resolves template strings as the engine does
+// (engine-pipelines.md §2.2): ${ } expression blocks first, then Go
+// templates with hyphenated names rewritten, missing keys rendered as
+// "<no value>". Parsed templates are cached by their text when the text
+// comes from the config (no expression block fed it).
+type templates struct {
+	funcs template.FuncMap
+	expr  *exprEngine
+	log   *slog.Logger
+	cache sync.Map // string -> *template.Template
+}
+
+// newTemplates returns a resolver whose now function reads clock and
+// whose config function reads config (nil: no config.provider). Warnings
+// about missing keys go to log.
+func newTemplates(clock func() time.Time, config func(string) (string, bool), log *slog.Logger) *templates {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	base, err := s.r.template(text)
+	funcs := templateFuncs(clock, config)
+	// step and trigger are bound to a run at execution; these stand-ins
+	// let templates that call them parse.
+	funcs["step"] = func(string, ...string) (any, error) { return nil, nil }
+	funcs["trigger"] = func(...string) (any, error) { return nil, nil }
+	return &templates{funcs: funcs, expr: newExprEngine(templateFuncs(clock, config)), log: log}
+}
+
+// resolve evaluates one string against a run.
+func (t *templates) resolve(s string, pc *runContext) (string, error) {
+	hasTmpl := strings.Contains(s, "{{")
+	hasExpr := strings.Contains(s, "${")
+	if !hasTmpl && !hasExpr {
+		return s, nil
+	}
+	cacheable := true
+	if hasExpr {
+		var err error
+		if s, err = t.expr.resolveBlocks(s, pc); err != nil {
+			return "", err
+		}
+		cacheable = false
+	}
+	if !strings.Contains(s, "{{") {
+		return s, nil
+	}
+	base, err := t.parse(s, cacheable)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrTemplate, err)
+		return "", &textError{msg: "template parse error: " + err.Error(), errs: []error{ErrTemplate, err}}
 	}
-	t, err := base.Clone()
+	tmpl, err := base.Clone()
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrTemplate, err)
+		return "", &textError{msg: "template parse error: " + err.Error(), errs: []error{ErrTemplate, err}}
 	}
-	t.Funcs(s.funcs)
-	if s.strict {
-		t.Option("missingkey=error")
-	}
+	tmpl.Funcs(runFuncs(pc))
+	data := pc.templateData()
 	var buf bytes.Buffer
-	if err := t.Execute(&buf, s.data); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrTemplate, err)
+	err = tmpl.Option("missingkey=error").Execute(&buf, data)
+	if err != nil && !pc.strict && strings.Contains(err.Error(), "map has no entry for key") {
+		pipeline := "<unknown>"
+		if v, ok := pc.meta["pipeline"]; ok {
+			pipeline = fmt.Sprint(v)
+		}
+		t.log.Warn("template resolved missing key to zero value", "pipeline", pipeline, "error", err)
+		buf.Reset()
+		err = tmpl.Option("missingkey=zero").Execute(&buf, data)
+	}
+	if err != nil {
+		return "", &textError{msg: "template exec error: " + err.Error(), errs: []error{ErrTemplate, err}}
 	}
 	return buf.String(), nil
 }
 
-// renderValue renders every template string inside v, walking maps and
-// lists; other values are returned as they are. Maps and lists are
-// copied, never modified.
-func (s *scope) renderValue(v any, path string) (any, error) {
+// parse parses a template string after the hyphen rewrite; the
+// template's name is empty, so errors read "template: :1: ...".
+func (t *templates) parse(s string, cacheable bool) (*template.Template, error) {
+	if cacheable {
+		if v, ok := t.cache.Load(s); ok {
+			return v.(*template.Template), nil
+		}
+	}
+	tmpl, err := template.New("").Funcs(t.funcs).Parse(rewriteHyphens(s))
+	if err != nil {
+		return nil, err
+	}
+	if cacheable {
+		t.cache.Store(s, tmpl)
+	}
+	return tmpl, nil
+}
+
+// resolveMap resolves every string of m, at any depth, into a new map;
+// other values are kept. An error names the key at each map level.
+func (t *templates) resolveMap(m map[string]any, pc *runContext) (map[string]any, error) {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		r, err := t.resolveValue(v, pc)
+		if err != nil {
+			return nil, &textError{msg: fmt.Sprintf("field %q: %s", k, err), errs: []error{err}}
+		}
+		out[k] = r
+	}
+	return out, nil
+}
+
+func (t *templates) resolveValue(v any, pc *runContext) (any, error) {
 	switch v := v.(type) {
 	case string:
-		out, err := s.renderString(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		return out, nil
+		return t.resolve(v, pc)
 	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			re, err := s.renderValue(e, joinPath(path, k))
-			if err != nil {
-				return nil, err
-			}
-			out[k] = re
-		}
-		return out, nil
+		return t.resolveMap(v, pc)
 	case []any:
 		out := make([]any, len(v))
 		for i, e := range v {
-			re, err := s.renderValue(e, fmt.Sprintf("%s[%d]", path, i))
+			r, err := t.resolveValue(e, pc)
 			if err != nil {
 				return nil, err
 			}
-			out[i] = re
+			out[i] = r
 		}
 		return out, nil
 	}
 	return v, nil
 }
 
-// renderConfig renders a step config.
-func (s *scope) renderConfig(cfg map[string]any) (map[string]any, error) {
-	out, err := s.renderValue(cfg, "config")
-	if err != nil {
-		return nil, err
-	}
-	return out.(map[string]any), nil
-}
-
-// truthy is the engine's reading of a rendered condition: anything but
-// "", "false" and "0".
-func truthy(s string) bool {
-	s = strings.TrimSpace(s)
-	return s != "" && !strings.EqualFold(s, "false") && s != "0"
-}
-
-// formatValue is what an action prints for v.
-func formatValue(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	case float64:
-		return formatFloat(v, 64)
-	case float32:
-		return formatFloat(float64(v), 32)
-	case json.Number:
-		return v.String()
-	case []byte:
-		return string(v)
-	case error:
-		return v.Error()
-	case fmt.Stringer:
-		return v.String()
-	}
-	rv := reflect.ValueOf(v)
-	if (rv.Kind() == reflect.Pointer || rv.Kind() == reflect.Interface) && rv.IsNil() {
-		return ""
-	}
-	return fmt.Sprint(v)
-}
-
-// formatFloat writes a float as JSON does: plain digits for integral
-// values and ordinary magnitudes (1000000, 0.25), an exponent only for
-// very large or very small ones.
-func formatFloat(f float64, bits int) string {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return strconv.FormatFloat(f, 'g', -1, bits)
-	}
-	abs := math.Abs(f)
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		return strconv.FormatFloat(f, 'g', -1, bits)
-	}
-	return strconv.FormatFloat(f, 'f', -1, bits)
-}
-
-// baseFuncs are the template functions that do not depend on a run.
-func baseFuncs(now func() time.Time) template.FuncMap {
-	return template.FuncMap{
-		formatFunc: formatValue,
-		"uuid":     func() string { return uuid.NewString() },
-		"uuidv4":   func() string { return uuid.NewString() },
-		"now": func(layout ...string) string {
-			l := time.RFC3339
-			if len(layout) > 0 && layout[0] != "" {
-				l = timeLayout(layout[0])
-			}
-			return now().UTC().Format(l)
-		},
-		"default": func(fallback, v any) any {
-			if isEmpty(v) {
-				return fallback
-			}
-			return v
-		},
-		"coalesce": func(vs ...any) any {
-			for _, v := range vs {
-				if !isEmpty(v) {
-					return v
-				}
-			}
-			return nil
-		},
-		"toJson": toJSON,
-		"json":   toJSON,
-		"fromJson": func(s string) (any, error) {
-			var v any
-			if err := json.Unmarshal([]byte(s), &v); err != nil {
-				return nil, fmt.Errorf("fromJson: %w", err)
-			}
-			return v, nil
-		},
-		"lower":      strings.ToLower,
-		"upper":      strings.ToUpper,
-		"trimSpace":  strings.TrimSpace,
-		"trimPrefix": func(prefix, s string) string { return strings.TrimPrefix(s, prefix) },
-		"trimSuffix": func(suffix, s string) string { return strings.TrimSuffix(s, suffix) },
-		"replace":    func(old, repl, s string) string { return strings.ReplaceAll(s, old, repl) },
-		"contains":   func(sub, s string) bool { return strings.Contains(s, sub) },
-		"hasPrefix":  func(prefix, s string) bool { return strings.HasPrefix(s, prefix) },
-		"hasSuffix":  func(suffix, s string) bool { return strings.HasSuffix(s, suffix) },
-		"split":      func(sep, s string) []any { return stringsToAny(strings.Split(s, sep)) },
-		"join":       joinValues,
-		"toString":   formatValue,
-		"toInt":      func(v any) (int64, error) { f, err := toNumber(v); return int64(f), err },
-		"toFloat":    toNumber,
-		"length":     length,
-	}
-}
-
-// runFuncs are the functions that read the run's data: step "NAME" keys...
-// and trigger keys...
-func runFuncs(d *runData, strict bool) template.FuncMap {
+// runFuncs are the step and trigger functions bound to a run
+// (engine-pipelines.md §2.5): they walk nested maps by key; a missing
+// step, key or non-map is nil, or an error in strict mode.
+func runFuncs(pc *runContext) template.FuncMap {
 	return template.FuncMap{
 		"step": func(name string, keys ...string) (any, error) {
-			out, ok := d.steps[name]
-			if !ok {
-				if strict {
-					return nil, fmt.Errorf("step %q has no output", name)
+			out, ok := pc.steps[name]
+			if !ok || out == nil {
+				if pc.strict {
+					return nil, fmt.Errorf("step %q not found in pipeline context", name)
 				}
 				return nil, nil
 			}
-			return dig(map[string]any(out), keys, "step "+strconv.Quote(name), strict)
+			return walkKeys(out, keys, fmt.Sprintf("step %q", name), pc.strict)
 		},
 		"trigger": func(keys ...string) (any, error) {
-			return dig(d.trigger, keys, "trigger", strict)
+			return walkKeys(pc.trigger, keys, "trigger", pc.strict)
 		},
 	}
 }
 
-// dig follows keys through nested maps; a missing key is nil, or an error
-// when strict.
-func dig(v any, keys []string, what string, strict bool) (any, error) {
+func walkKeys(v any, keys []string, what string, strict bool) (any, error) {
 	for _, k := range keys {
 		m, ok := v.(map[string]any)
 		if !ok {
 			if strict {
-				return nil, fmt.Errorf("%s: cannot read key %q of %T", what, k, v)
+				return nil, fmt.Errorf("%s: value at key path is not a map (cannot access key %q)", what, k)
 			}
 			return nil, nil
 		}
 		if v, ok = m[k]; !ok {
 			if strict {
-				return nil, fmt.Errorf("%s: no key %q", what, k)
+				return nil, fmt.Errorf("%s: key %q not found", what, k)
 			}
 			return nil, nil
 		}
@@ -347,124 +228,122 @@ func dig(v any, keys []string, what string, strict bool) (any, error) {
 	return v, nil
 }
 
-func isEmpty(v any) bool {
-	if v == nil {
-		return true
-	}
-	s, ok := v.(string)
-	return ok && s == ""
-}
+// dotChain matches a dot-access chain whose segments may hold hyphens.
+var dotChain = regexp.MustCompile(`\.[a-zA-Z_][a-zA-Z0-9_-]*(?:\.[a-zA-Z_][a-zA-Z0-9_-]*)*`)
 
-func toJSON(v any) (string, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "", fmt.Errorf("toJson: %w", err)
-	}
-	return string(b), nil
-}
+// quoted matches Go template string literals ("..." and `...`).
+var quoted = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|`[^`]*`")
 
-func stringsToAny(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
+// rewriteHyphens turns dot chains with a hyphenated segment inside
+// template actions into index calls (engine-pipelines.md §2.2 step 4):
+//
+//	{{ .steps.my-step.out }}  ->  {{ (index .steps "my-step" "out") }}
+//
+// An action runs from "{{" to the next "}}"; string literals inside it
+// are left alone, and so are actions that are only a comment. A segment
+// with a hyphen is always a key, never a subtraction.
+func rewriteHyphens(s string) string {
+	if !strings.Contains(s, "{{") || !strings.Contains(s, "-") {
+		return s
 	}
-	return out
-}
-
-func joinValues(sep string, v any) string {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
-		return formatValue(v)
-	}
-	parts := make([]string, rv.Len())
-	for i := range parts {
-		parts[i] = formatValue(rv.Index(i).Interface())
-	}
-	return strings.Join(parts, sep)
-}
-
-func toNumber(v any) (float64, error) {
-	switch v := v.(type) {
-	case nil:
-		return 0, nil
-	case string:
-		if strings.TrimSpace(v) == "" {
-			return 0, nil
+	var out strings.Builder
+	rest := s
+	for {
+		open := strings.Index(rest, "{{")
+		if open < 0 {
+			break
 		}
-		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if err != nil {
-			return 0, fmt.Errorf("%q is not a number", v)
+		end := strings.Index(rest[open:], "}}")
+		if end < 0 {
+			break
 		}
-		return f, nil
-	case bool:
-		if v {
-			return 1, nil
-		}
-		return 0, nil
-	case json.Number:
-		return v.Float64()
+		end += open
+		out.WriteString(rest[:open])
+		out.WriteString("{{")
+		out.WriteString(rewriteAction(rest[open+2 : end]))
+		out.WriteString("}}")
+		rest = rest[end+2:]
 	}
-	rv := reflect.ValueOf(v)
-	switch {
-	case rv.CanInt():
-		return float64(rv.Int()), nil
-	case rv.CanUint():
-		return float64(rv.Uint()), nil
-	case rv.CanFloat():
-		return rv.Float(), nil
-	}
-	return 0, errors.New("not a number: " + fmt.Sprintf("%T", v))
+	out.WriteString(rest)
+	return out.String()
 }
 
-func length(v any) int {
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.String, reflect.Slice, reflect.Array, reflect.Map:
-		return rv.Len()
+func rewriteAction(action string) string {
+	if t := strings.TrimSpace(action); strings.HasPrefix(t, "/*") && strings.HasSuffix(t, "*/") {
+		return action
 	}
-	return 0
+	// Rewrite the text between string literals only.
+	var out strings.Builder
+	last := 0
+	for _, loc := range quoted.FindAllStringIndex(action, -1) {
+		out.WriteString(dotChain.ReplaceAllStringFunc(action[last:loc[0]], indexChain))
+		out.WriteString(action[loc[0]:loc[1]])
+		last = loc[1]
+	}
+	out.WriteString(dotChain.ReplaceAllStringFunc(action[last:], indexChain))
+	return out.String()
 }
 
-// timeLayout maps the name of a time package layout to the layout; any
-// other string is a layout itself.
-func timeLayout(name string) string {
-	switch name {
-	case "RFC3339":
-		return time.RFC3339
-	case "RFC3339Nano":
-		return time.RFC3339Nano
-	case "RFC1123":
-		return time.RFC1123
-	case "RFC1123Z":
-		return time.RFC1123Z
-	case "RFC822":
-		return time.RFC822
-	case "RFC822Z":
-		return time.RFC822Z
-	case "RFC850":
-		return time.RFC850
-	case "ANSIC":
-		return time.ANSIC
-	case "UnixDate":
-		return time.UnixDate
-	case "RubyDate":
-		return time.RubyDate
-	case "Kitchen":
-		return time.Kitchen
-	case "Stamp":
-		return time.Stamp
-	case "StampMilli":
-		return time.StampMilli
-	case "StampMicro":
-		return time.StampMicro
-	case "StampNano":
-		return time.StampNano
-	case "DateTime":
-		return time.DateTime
-	case "DateOnly":
-		return time.DateOnly
-	case "TimeOnly":
-		return time.TimeOnly
+// indexChain rewrites one chain from its first hyphenated segment on.
+func indexChain(chain string) string {
+	segs := strings.Split(chain[1:], ".")
+	first := -1
+	for i, seg := range segs {
+		if strings.Contains(seg, "-") {
+			first = i
+			break
+		}
 	}
-	return name
+	if first < 0 {
+		return chain
+	}
+	prefix := "." + strings.Join(segs[:first], ".")
+	var b strings.Builder
+	b.WriteString("(index ")
+	b.WriteString(prefix)
+	for _, seg := range segs[first:] {
+		b.WriteString(` "`)
+		b.WriteString(seg)
+		b.WriteString(`"`)
+	}
+	b.WriteString(")")
+	return b.String()
 }
+
+// isTemplate reports whether s is resolved at run time: it holds a Go
+// template action or an expression block.
+func isTemplate(s string) bool {
+	return strings.Contains(s, "{{") || strings.Contains(s, "${")
+}
+
+// guardTruthy is the truth of a resolved skip_if or if
+// (engine-pipelines.md §2.6): falsy only when the trimmed text is "",
+// "false" or "0", case-sensitively.
+func guardTruthy(s string) bool {
+	switch strings.TrimSpace(s) {
+	case "", "false", "0":
+		return false
+	}
+	return true
+}
+
+// conditionTruthy is the truth of step.conditional's if: falsy when the
+// trimmed, lower-cased text is "", "0", "false", "no", "n", "off" or
+// "<nil>".
+func conditionTruthy(s string) bool {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "0", "false", "no", "n", "off", "<nil>":
+		return false
+	}
+	return true
+}
+
+// textError has the engine's wording and still matches the errors it
+// wraps with errors.Is and errors.As.
+type textError struct {
+	msg  string
+	errs []error
+}
+
+func (e *textError) Error() string   { return e.msg }
+func (e *textError) Unwrap() []error { return e.errs }

@@ -8,12 +8,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/proto"
 
 	pluginv1 "github.com/wfeventbus/eventbus/gen/workflow/plugin/v1"
+	"github.com/wfeventbus/eventbus/internal/envref"
 	"github.com/wfeventbus/eventbus/internal/protomap"
 	"github.com/wfeventbus/eventbus/wfplugin"
 )
@@ -39,8 +41,9 @@ import (
 //
 // A pipeline without a trigger is valid, as in the engine.
 func Validate(cfg *Config, cat Catalog) error {
-	v := &validator{cfg: cfg, cat: cat, messages: newMessages(cat.Contracts)}
+	v := &validator{cfg: cfg, cat: cat, messages: newMessages(cat.Contracts), tmpl: newTemplates(time.Now, nil, nil)}
 	v.run()
+	cfg.Warnings = append(cfg.Warnings, v.warnings.sorted()...)
 	return v.problems.err()
 }
 
@@ -48,8 +51,10 @@ type validator struct {
 	cfg      *Config
 	cat      Catalog
 	problems problems
+	warnings problems
 	modules  map[string]*Module
 	messages *messages
+	tmpl     *templates
 }
 
 func (v *validator) run() {
@@ -120,21 +125,29 @@ func (v *validator) module(i int) {
 	default:
 		v.modules[m.Name] = m
 	}
+	cfg := m.Config
+	if v.cat.EnvDefaults {
+		cfg = v.pluginDefaults(cfg)
+	}
+	before := len(v.problems.list)
 	switch {
 	case m.Type == "":
 		v.problems.add(v.entryPos(m.src, m.Pos, "type"), path+".type", ErrMissingField, "a module needs a type")
+	case m.Type == ModuleConfigProvider:
 	case !slices.Contains(v.cat.ModuleTypes, m.Type):
 		v.problems.add(v.entryPos(m.src, m.Pos, "type"), path+".type", ErrUnknownType, "unknown module type %q%s", m.Type, hint(v.cat.ModuleTypes, m.Type))
 	default:
-		v.contract(pluginv1.ContractKind_CONTRACT_KIND_MODULE, m.Type, m.Config, m.src, m.Pos, path, false)
+		v.contract(pluginv1.ContractKind_CONTRACT_KIND_MODULE, m.Type, cfg, m.src, m.Pos, path, "", false)
+		v.pluginValues(cfg, m.src, m.Pos, path, "")
 	}
+	v.unresolved(m, path, before)
 	v.refs(m.Config, m.src, m.Pos, path)
 	for j, dep := range m.DependsOn {
 		field := fmt.Sprintf("%s.dependsOn[%d]", path, j)
 		pos := v.listPos(m.src, m.Pos, "dependsOn", j)
 		switch {
 		case dep == m.Name:
-			v.problems.add(pos, field, ErrDependencyCycle, "module %q depends on itself", dep)
+			v.warnings.add(pos, field, ErrDependencyCycle, "module %q depends on itself; the engine drops the entry", dep)
 		case !v.declared(dep):
 			v.problems.add(pos, field, ErrUnknownReference, "no module named %q is declared%s", dep, hint(v.moduleNames(), dep))
 		}
@@ -232,7 +245,8 @@ func (v *validator) pipeline(pl *Pipeline) {
 		case !slices.Contains(v.cat.TriggerTypes, t.Type):
 			v.problems.add(v.entryPos(t.src, t.Pos, "type"), tpath+".type", ErrUnknownType, "unknown trigger type %q%s", t.Type, hint(v.cat.TriggerTypes, t.Type))
 		default:
-			v.contract(pluginv1.ContractKind_CONTRACT_KIND_TRIGGER, t.Type, t.Config, t.src, t.Pos, tpath, false)
+			v.contract(pluginv1.ContractKind_CONTRACT_KIND_TRIGGER, t.Type, t.Config, t.src, t.Pos, tpath, "", false)
+		v.pluginValues(t.Config, t.src, t.Pos, tpath, "")
 		}
 		v.refs(t.Config, t.src, t.Pos, tpath)
 	}
@@ -255,49 +269,105 @@ func (v *validator) step(s *Step, fallback string, names map[string]*Step) {
 	path := srcPath(s.src, fallback)
 	switch {
 	case s.Name == "":
-		v.problems.add(v.entryPos(s.src, s.Pos, "name"), path+".name", ErrMissingField, "a step needs a name")
+		v.warnings.add(v.entryPos(s.src, s.Pos, "name"), path+".name", ErrMissingField, "a step without a name cannot be read as steps.<name> or routed to")
 	case names[s.Name] != nil:
-		v.problems.add(v.entryPos(s.src, s.Pos, "name"), path+".name", ErrDuplicate, "step %q is declared twice in this pipeline (first at %s)", s.Name, names[s.Name].Pos)
+		v.warnings.add(v.entryPos(s.src, s.Pos, "name"), path+".name", ErrDuplicate, "step %q is declared twice in this pipeline (first at %s); the later one overwrites steps.%s and takes the routes", s.Name, names[s.Name].Pos, s.Name)
 	default:
 		names[s.Name] = s
 	}
-	known := slices.Concat(BuiltinStepTypes(), v.cat.StepTypes)
-	switch {
-	case s.Type == "":
-		v.problems.add(v.entryPos(s.src, s.Pos, "type"), path+".type", ErrMissingField, "a step needs a type")
-	case isBuiltinStep(s.Type):
-		v.builtin(s, path)
-	case !slices.Contains(v.cat.StepTypes, s.Type):
-		v.problems.add(v.entryPos(s.src, s.Pos, "type"), path+".type", ErrUnknownType, "unknown step type %q%s", s.Type, hint(known, s.Type))
-	default:
-		v.contract(pluginv1.ContractKind_CONTRACT_KIND_STEP, s.Type, s.Config, s.src, s.Pos, path, true)
+	if s.Type == "" {
+		v.problems.add(v.entryPos(s.src, s.Pos, "type"), path+".type", ErrMissingField, "unknown step type: (a step needs a type)")
+		return
+	}
+	b := &builder{pluginTypes: v.cat.StepTypes, pipelines: v.pipelineNames()}
+	b.onPlugin = func(typ string, cfg map[string]any, rel string) {
+		v.contract(pluginv1.ContractKind_CONTRACT_KIND_STEP, typ, cfg, s.src, s.Pos, path, rel, true)
+		v.pluginValues(cfg, s.src, s.Pos, path, rel)
+	}
+	if _, err := b.build(s.Name, s.Type, s.Config); err != nil {
+		own := isBuiltinStep(s.Type) || slices.Contains(v.cat.StepTypes, s.Type)
+		switch {
+		case !own && IsEngineStepType(s.Type):
+			v.problems.addErr(v.entryPos(s.src, s.Pos, "type"), path+".type", &kindError{kind: ErrUnsupported, msg: err.Error()})
+		case !own:
+			known := slices.Concat(BuiltinStepTypes(), v.cat.StepTypes)
+			v.problems.add(v.entryPos(s.src, s.Pos, "type"), path+".type", ErrUnknownType, "%v%s", err, hint(known, s.Type))
+		default:
+			v.problems.addErr(v.entryPos(s.src, s.Pos, "config"), path+".config", &kindError{kind: ErrInvalidValue, msg: err.Error()})
+		}
+	}
+	if known := BuiltinStepFields(s.Type); known != nil {
+		for _, k := range slices.Sorted(maps.Keys(s.Config)) {
+			if strings.HasPrefix(k, "_") || slices.Contains(known, k) {
+				continue
+			}
+			msg := fmt.Sprintf("%q is not a field of %s; the engine ignores it", k, s.Type)
+			if near := suggest(known, k); near != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", near)
+			} else {
+				msg += " (fields: " + strings.Join(known, ", ") + ")"
+			}
+			v.warnings.add(v.configPos(s.src, s.Pos, pathKeyRel(k)), path+".config"+pathKey(k), ErrUnknownField, "%s", msg)
+		}
 	}
 	v.refs(s.Config, s.src, s.Pos, path)
 	v.templates(s.Config, "", s, path)
 	for _, cond := range []struct{ key, text string }{{"if", s.If}, {"skip_if", s.SkipIf}} {
-		if _, err := compileTemplate(cond.text); cond.text != "" && err != nil {
-			v.problems.add(v.entryPos(s.src, s.Pos, cond.key), path+"."+cond.key, ErrInvalidValue, "template does not parse: %v", err)
+		if err := v.checkTemplate(cond.text); err != nil {
+			v.problems.add(v.entryPos(s.src, s.Pos, cond.key), path+"."+cond.key, ErrInvalidValue, "%v", err)
 		}
 	}
 }
 
-// templates reports template strings in a step config that do not parse.
+func (v *validator) pipelineNames() map[string]bool {
+	names := map[string]bool{}
+	for i := range v.cfg.Pipelines {
+		names[v.cfg.Pipelines[i].Name] = true
+	}
+	return names
+}
+
+// checkTemplate reports whether a string resolves as a template: its
+// expression blocks compile and its Go template parses.
+func (v *validator) checkTemplate(s string) error {
+	for _, m := range exprBlock.FindAllStringSubmatch(s, -1) {
+		src := strings.TrimSpace(m[1])
+		if err := v.tmpl.expr.compileExpr(src); err != nil {
+			return fmt.Errorf("expr compile error in %q: %v", src, err)
+		}
+	}
+	text := exprBlock.ReplaceAllString(s, "")
+	if !strings.Contains(text, "{{") {
+		return nil
+	}
+	if _, err := v.tmpl.parse(text, false); err != nil {
+		return fmt.Errorf("template parse error: %v", err)
+	}
+	return nil
+}
+
+// envLike matches an expression block that reads like an environment
+// variable: ${NAME} in capitals.
+var envLike = regexp.MustCompile(`^\$\{\s*(?:env:)?[A-Z][A-Z0-9_]*\s*\}$`)
+
+// templates reports strings of a step config that do not resolve, and
+// expression blocks that look like environment variables, which the
+// engine never expands in step configs.
 func (v *validator) templates(val any, rel string, s *Step, path string) {
 	switch val := val.(type) {
 	case string:
-		if exprBlock.MatchString(val) {
-			v.problems.add(v.configPos(s.src, s.Pos, rel), joinRel(path+".config", rel), ErrUnsupported,
-				"expression blocks (${ ... }) are not supported; write a {{ ... }} template")
+		if err := v.checkTemplate(val); err != nil {
+			v.problems.add(v.configPos(s.src, s.Pos, rel), joinRel(path+".config", rel), ErrInvalidValue, "%v", err)
 		}
-		if !isTemplate(val) {
-			return
-		}
-		if _, err := compileTemplate(val); err != nil {
-			v.problems.add(v.configPos(s.src, s.Pos, rel), joinRel(path+".config", rel), ErrInvalidValue, "template does not parse: %v", err)
+		for _, m := range exprBlock.FindAllString(val, -1) {
+			if envLike.MatchString(m) {
+				v.warnings.add(v.configPos(s.src, s.Pos, rel), joinRel(path+".config", rel), ErrUnsupported,
+					"%s is an expression here, not an environment variable: step configs are never env-expanded, so it renders as the data key of that name, or empty", m)
+			}
 		}
 	case map[string]any:
 		for _, k := range slices.Sorted(maps.Keys(val)) {
-			v.templates(val[k], joinPath(rel, k), s, path)
+			v.templates(val[k], relJoin(rel, pathKeyRel(k)), s, path)
 		}
 	case []any:
 		for i, e := range val {
@@ -306,9 +376,67 @@ func (v *validator) templates(val any, rel string, s *Step, path string) {
 	}
 }
 
-// exprBlock matches what is left of ${ ... } after environment expansion:
-// one of the engine's expression blocks.
-var exprBlock = regexp.MustCompile(`\$\{[^}]*\}`)
+// pluginValues reports values of a plugin config that cannot travel in a
+// google.protobuf.Struct: an unquoted date, which YAML reads as a time.
+func (v *validator) pluginValues(val any, src *mapSrc, entry Pos, path, rel string) {
+	switch val := val.(type) {
+	case time.Time:
+		v.problems.add(v.configPos(src, entry, rel), joinRel(path+".config", rel), ErrWrongType,
+			"an unquoted date is a timestamp, which cannot be sent to a plugin; quote it")
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(val)) {
+			v.pluginValues(val[k], src, entry, path, relJoin(rel, pathKeyRel(k)))
+		}
+	case []any:
+		for i, e := range val {
+			v.pluginValues(e, src, entry, path, fmt.Sprintf("%s[%d]", rel, i))
+		}
+	}
+}
+
+// pluginDefaults resolves a module config as the eventbus plugin will
+// before reading it (eventbus.ExpandEnvDefaults).
+func (v *validator) pluginDefaults(cfg map[string]any) map[string]any {
+	lookup := func(name string) (string, bool) {
+		if v.cfg.lookupEnv == nil {
+			return "", false
+		}
+		val, ok := v.cfg.lookupEnv(name)
+		return val, ok && val != ""
+	}
+	out, _ := envref.Walk(cfg, func(s string) string {
+		r, _ := envref.ExpandDefaults(s, lookup)
+		return r
+	}).(map[string]any)
+	return out
+}
+
+// unresolved reports the ${...} references of a module config that the
+// engine leaves as written: a warning naming the variable, and a note on
+// the problems found since before whose field holds one.
+func (v *validator) unresolved(m *Module, path string, before int) {
+	for _, u := range m.unresolved {
+		if u.ref.Default && v.cat.EnvDefaults {
+			continue
+		}
+		field := joinRel(path+".config", u.rel)
+		why := fmt.Sprintf("%s is left as written: ", u.ref.Text)
+		switch {
+		case u.ref.Default:
+			why += "the engine does not expand shell-style defaults and this plugin does not resolve them"
+		case u.ref.Name == "":
+			why += "only the env scheme exists"
+		default:
+			why += fmt.Sprintf("%s is not set", u.ref.Name)
+		}
+		for _, p := range v.problems.list[before:] {
+			if p.Field == field {
+				p.Err = &kindError{kind: p.Err, msg: p.Err.Error() + " (" + why + ")"}
+			}
+		}
+		v.warnings.add(v.configPos(m.src, m.Pos, u.rel), field, ErrInvalidValue, "%s", why)
+	}
+}
 
 // joinRel appends a relative path ("a.b", `["x.y"]`, "[2]") to a field
 // path.
@@ -323,65 +451,7 @@ func joinRel(path, rel string) string {
 	}
 }
 
-// builtin checks the config of a built-in step.
-func (v *validator) builtin(s *Step, path string) {
-	known := map[string][]string{StepLog: {"level", "message"}, StepSet: {"values"}, StepFail: {"message"}}[s.Type]
-	for _, k := range slices.Sorted(maps.Keys(s.Config)) {
-		if strings.HasPrefix(k, "_") || slices.Contains(known, k) {
-			continue
-		}
-		msg := fmt.Sprintf("%q is not a field of %s", k, s.Type)
-		if near := suggest(known, k); near != "" {
-			msg += fmt.Sprintf(" (did you mean %q?)", near)
-		} else {
-			msg += " (fields: " + strings.Join(known, ", ") + ")"
-		}
-		v.problems.add(v.configPos(s.src, s.Pos, pathKeyRel(k)), path+".config"+pathKey(k), ErrUnknownField, "%s", msg)
-	}
-	switch s.Type {
-	case StepLog:
-		v.requireString(s, path, "message", true)
-		if lvl, ok := s.Config["level"]; ok {
-			str, isStr := lvl.(string)
-			if !isStr {
-				v.problems.add(v.configPos(s.src, s.Pos, "level"), path+".config.level", ErrWrongType, "want a string, got %s", describeValue(lvl))
-			} else if !isTemplate(str) && parseLevel(str) == nil {
-				v.problems.add(v.configPos(s.src, s.Pos, "level"), path+".config.level", ErrInvalidValue, "%q is not a log level; use debug, info, warn or error", str)
-			}
-		}
-	case StepFail:
-		v.requireString(s, path, "message", false)
-	case StepSet:
-		values, ok := s.Config["values"]
-		switch {
-		case !ok || values == nil:
-			v.problems.add(v.entryPos(s.src, s.Pos, "config"), path+".config.values", ErrMissingField, "step.set needs values (a map)")
-		default:
-			if _, isMap := values.(map[string]any); !isMap {
-				v.problems.add(v.configPos(s.src, s.Pos, "values"), path+".config.values", ErrWrongType, "want a map, got %s", describeValue(values))
-			}
-		}
-	}
-}
-
 func pathKeyRel(k string) string { return strings.TrimPrefix(pathKey(k), ".") }
-
-// requireString checks that config key is a string (a scalar is taken as
-// written) and, if required, that it is present and not empty.
-func (v *validator) requireString(s *Step, path, key string, required bool) {
-	val, ok := s.Config[key]
-	switch {
-	case !ok || val == nil || val == "":
-		if required {
-			v.problems.add(v.entryPos(s.src, s.Pos, "config"), path+".config."+key, ErrMissingField, "%s needs a %s", s.Type, key)
-		}
-	default:
-		switch val.(type) {
-		case map[string]any, []any:
-			v.problems.add(v.configPos(s.src, s.Pos, key), path+".config."+key, ErrWrongType, "want a string, got %s", describeValue(val))
-		}
-	}
-}
 
 // refs reports reference keys whose value names no declared module.
 func (v *validator) refs(cfg map[string]any, src *mapSrc, entry Pos, path string) {
@@ -410,7 +480,8 @@ func (v *validator) topTrigger(t *Trigger, pipelines map[string]bool) {
 	} else {
 		cfg := maps.Clone(t.Config)
 		delete(cfg, "workflowType")
-		v.contract(pluginv1.ContractKind_CONTRACT_KIND_TRIGGER, t.Type, cfg, t.src, t.Pos, path, false)
+		v.contract(pluginv1.ContractKind_CONTRACT_KIND_TRIGGER, t.Type, cfg, t.src, t.Pos, path, "", false)
+		v.pluginValues(cfg, t.src, t.Pos, path, "")
 	}
 	v.refs(t.Config, t.src, t.Pos, path)
 	wt, _ := t.Config["workflowType"].(string)
@@ -432,7 +503,9 @@ func (v *validator) topTrigger(t *Trigger, pipelines map[string]bool) {
 
 // contract checks a config against the typed contract of its type, if the
 // plugin declares one in a typed mode.
-func (v *validator) contract(kind pluginv1.ContractKind, typ string, cfg map[string]any, src *mapSrc, entry Pos, path string, templates bool) {
+// rel is the config's path below the entry's config ("" for the entry's
+// own config; a sub-step's config otherwise).
+func (v *validator) contract(kind pluginv1.ContractKind, typ string, cfg map[string]any, src *mapSrc, entry Pos, path, rel string, templates bool) {
 	reg := v.cat.Contracts
 	if reg == nil {
 		return
@@ -455,7 +528,7 @@ func (v *validator) contract(kind pluginv1.ContractKind, typ string, cfg map[str
 	}
 	fieldErrs, err := decodeFields(cfg, msg, opts)
 	if err != nil {
-		v.problems.add(v.entryPos(src, entry, "config"), path+".config", ErrInvalidValue, "cannot check the config against %s: %v", c.GetConfigMessage(), err)
+		v.problems.add(v.configPos(src, entry, rel), joinRel(path+".config", rel), ErrInvalidValue, "cannot check the config against %s: %v", c.GetConfigMessage(), err)
 		return
 	}
 	for _, fe := range fieldErrs {
@@ -463,7 +536,7 @@ func (v *validator) contract(kind pluginv1.ContractKind, typ string, cfg map[str
 		if s, ok := cfg[fe.Path].(string); ok && !templates && isTemplate(s) {
 			err = fmt.Errorf("%w (templates are rendered in step configs only)", err)
 		}
-		v.problems.addErr(v.configPos(src, entry, fe.Path), joinRel(path+".config", fe.Path), &contractError{kind: contractKind(fe.Err), err: err})
+		v.problems.addErr(v.configPos(src, entry, relJoin(rel, fe.Path)), joinRel(path+".config", relJoin(rel, fe.Path)), &contractError{kind: contractKind(fe.Err), err: err})
 	}
 	if len(fieldErrs) > 0 || mode != pluginv1.ContractMode_CONTRACT_MODE_STRICT_PROTO {
 		return
@@ -473,20 +546,21 @@ func (v *validator) contract(kind pluginv1.ContractKind, typ string, cfg map[str
 	raw := maps.Clone(cfg)
 	if templates {
 		maps.DeleteFunc(raw, func(_ string, val any) bool { s, ok := val.(string); return ok && isTemplate(s) })
+		maps.DeleteFunc(raw, func(_ string, val any) bool { _, ok := val.(time.Time); return ok })
 	}
 	if _, err := reg.EncodeConfig(c.GetConfigMessage(), raw); err != nil {
 		var ee *wfplugin.EncodeError
-		rel, reason, sentinel := "", err.Error(), ErrInvalidValue
+		fld, reason, sentinel := "", err.Error(), ErrInvalidValue
 		if errors.As(err, &ee) {
-			rel, reason = pathKeyRel(ee.Field), ee.Reason
+			fld, reason = pathKeyRel(ee.Field), ee.Reason
 			if ee.Field == "" {
-				rel = ""
+				fld = ""
 			}
 			if ee.Reason == "unknown field" {
 				sentinel = ErrUnknownField
 			}
 		}
-		v.problems.addErr(v.configPos(src, entry, rel), joinRel(path+".config", rel),
+		v.problems.addErr(v.configPos(src, entry, relJoin(rel, fld)), joinRel(path+".config", relJoin(rel, fld)),
 			&contractError{kind: sentinel, err: fmt.Errorf("the engine cannot encode it as %s: %s", c.GetConfigMessage(), reason)})
 	}
 }
@@ -625,6 +699,6 @@ func describeValue(v any) string {
 	case []any:
 		return "a list"
 	default:
-		return "number " + formatValue(v)
+		return "number " + fmt.Sprint(v)
 	}
 }

@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/wfeventbus/eventbus/runner"
@@ -10,9 +11,10 @@ import (
 func TestValidate(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name string
-		src  string
-		want []wantProblem
+		name  string
+		src   string
+		want  []wantProblem
+		warns []wantProblem
 	}{
 		{
 			name: "valid app",
@@ -42,9 +44,10 @@ pipelines:
       - name: set
         type: step.set
         config: { values: { a: "{{ .x }}" } }
-      - name: fail
-        type: step.fail
+      - name: check
+        type: step.validate
         if: "{{ .boom }}"
+        config: { required_fields: [id] }
   untriggered:
     steps:
       - { name: only, type: step.test.echo, config: { any: thing } }
@@ -96,9 +99,9 @@ pipelines:
 				{2, "modules[0].name", runner.ErrMissingField},
 				{3, "modules[1].type", runner.ErrMissingField},
 				{7, "pipelines.p.trigger.type", runner.ErrMissingField},
-				{9, "pipelines.p.steps[0].name", runner.ErrMissingField},
 				{11, "pipelines.p.steps[1].type", runner.ErrMissingField},
 			},
+			warns: []wantProblem{{9, "pipelines.p.steps[0].name", runner.ErrMissingField}},
 		},
 		{
 			name: "duplicate module and step names",
@@ -117,6 +120,8 @@ pipelines:
 `,
 			want: []wantProblem{
 				{4, "modules[1].name", runner.ErrDuplicate},
+			},
+			warns: []wantProblem{
 				{10, "pipelines.p.steps[1].name", runner.ErrDuplicate},
 				{12, "pipelines.p.compensation[0].name", runner.ErrDuplicate},
 			},
@@ -138,9 +143,9 @@ pipelines:
 `,
 			want: []wantProblem{
 				{9, "modules[1].dependsOn[1]", runner.ErrDependencyCycle},
-				{12, "modules[2].dependsOn[0]", runner.ErrDependencyCycle},
 				{12, "modules[2].dependsOn[1]", runner.ErrUnknownReference},
 			},
+			warns: []wantProblem{{12, "modules[2].dependsOn[0]", runner.ErrDependencyCycle}},
 		},
 		{
 			name: "module references",
@@ -242,6 +247,7 @@ pipelines:
 			want: []wantProblem{{8, "pipelines.p.steps[0].config.max_wait", runner.ErrInvalidValue}},
 		},
 		{
+			// engine-pipelines.md §3: each built-in's build errors.
 			name: "built-in steps",
 			src: `pipelines:
   p:
@@ -257,20 +263,27 @@ pipelines:
       - name: set2
         type: step.set
         config: { values: [a] }
+      - name: engine-only
+        type: step.db_query
+      - name: foreach
+        type: step.foreach
+        config: { collection: items, step: { type: step.nope } }
       - name: fail
         type: step.fail
-        config: { message: { a: b } }
 `,
 			want: []wantProblem{
-				{6, "pipelines.p.steps[0].config.message", runner.ErrMissingField},
-				{6, "pipelines.p.steps[0].config.level", runner.ErrInvalidValue},
-				{9, "pipelines.p.steps[1].config.mesage", runner.ErrUnknownField},
-				{10, "pipelines.p.steps[2].config.values", runner.ErrMissingField},
-				{14, "pipelines.p.steps[3].config.values", runner.ErrWrongType},
-				{17, "pipelines.p.steps[4].config.message", runner.ErrWrongType},
+				{6, "pipelines.p.steps[0].config", runner.ErrInvalidValue},
+				{10, "pipelines.p.steps[2].config", runner.ErrInvalidValue},
+				{14, "pipelines.p.steps[3].config", runner.ErrInvalidValue},
+				{16, "pipelines.p.steps[4].type", runner.ErrUnsupported},
+				{19, "pipelines.p.steps[5].config", runner.ErrInvalidValue},
+				{21, "pipelines.p.steps[6].type", runner.ErrUnknownType},
 			},
+			warns: []wantProblem{{9, "pipelines.p.steps[1].config.mesage", runner.ErrUnknownField}},
 		},
 		{
+			// engine-pipelines.md §2.2, §2.7: templates and expressions are
+			// checked where they are resolved.
 			name: "templates that do not parse",
 			src: `pipelines:
   p:
@@ -280,13 +293,19 @@ pipelines:
         skip_if: "{{ if }}"
         config:
           message: "{{ .x "
-          nested: { list: ["ok", "{{ nofunc }}"] }
+      - name: pub
+        type: step.eventbus.publish
+        config:
+          subject: "${ 1 + }"
+          nested: { list: ["ok", "{{ nofunc }}", "{{ toJson . }}"] }
 `,
 			want: []wantProblem{
 				{6, "pipelines.p.steps[0].skip_if", runner.ErrInvalidValue},
 				{8, "pipelines.p.steps[0].config.message", runner.ErrInvalidValue},
-				{9, "pipelines.p.steps[0].config.nested", runner.ErrUnknownField},
-				{9, "pipelines.p.steps[0].config.nested.list[1]", runner.ErrInvalidValue},
+				{12, "pipelines.p.steps[1].config.subject", runner.ErrInvalidValue},
+				{13, "pipelines.p.steps[1].config.nested", runner.ErrUnknownField},
+				{13, "pipelines.p.steps[1].config.nested.list[1]", runner.ErrInvalidValue},
+				{13, "pipelines.p.steps[1].config.nested.list[2]", runner.ErrInvalidValue},
 			},
 		},
 		{
@@ -335,9 +354,17 @@ triggers:
     steps:
       - name: log
         type: step.log
-        config: { message: "hi ${ body.name }", level: "${LEVEL:-info}" }
+        config: { message: "hi ${ body.name } ${HOME} ${env:HOME}" }
+      - name: pub
+        type: step.eventbus.publish
+        config: { subject: "${ body.subject }", payload: "${DATA}" }
 `,
-			want: []wantProblem{{6, "pipelines.p.steps[0].config.message", runner.ErrUnsupported}},
+			want: []wantProblem{{6, "pipelines.p.steps[0].config.message", runner.ErrInvalidValue}},
+			warns: []wantProblem{
+				{6, "pipelines.p.steps[0].config.message", runner.ErrUnsupported},
+				{6, "pipelines.p.steps[0].config.message", runner.ErrUnsupported},
+				{9, "pipelines.p.steps[1].config.payload", runner.ErrUnsupported},
+			},
 		},
 		{
 			name: "pipeline name that cannot be a workflow type",
@@ -353,6 +380,7 @@ triggers:
 			t.Parallel()
 			cfg := mustParse(t, tt.src, nil)
 			checkProblems(t, runner.Validate(cfg, testCatalog(t)), tt.want)
+			checkWarnings(t, cfg.Warnings, tt.warns)
 		})
 	}
 }
@@ -371,7 +399,7 @@ func TestValidateMessage(t *testing.T) {
 	if !errors.As(err, &ce) || len(ce.Problems) != 1 {
 		t.Fatalf("want one problem, got %v", err)
 	}
-	want := `app.yaml:6: pipelines.orders.steps[1].type: unknown step type "step.eventbus.publsh" (did you mean "step.eventbus.publish"?)`
+	want := `app.yaml:6: pipelines.orders.steps[1].type: unknown step type: step.eventbus.publsh (did you mean "step.eventbus.publish"?)`
 	if got := ce.Problems[0].Error(); got != want {
 		t.Errorf("message\n got %s\nwant %s", got, want)
 	}
@@ -405,5 +433,21 @@ func TestValidateConfigBuiltInCode(t *testing.T) {
 	var ce *runner.ConfigError
 	if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0].Field != "modules[1].type" || !errors.Is(err, runner.ErrUnknownType) {
 		t.Fatalf("want one unknown module type, got %v", err)
+	}
+}
+
+// checkWarnings asserts the warnings of a config, in order.
+func checkWarnings(t *testing.T, got []*runner.Problem, want []wantProblem) {
+	t.Helper()
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(want); i++ {
+		ok = got[i].Pos.Line == want[i].line && got[i].Field == want[i].field && errors.Is(got[i], want[i].err)
+	}
+	if !ok {
+		var lines []string
+		for _, p := range got {
+			lines = append(lines, p.Error())
+		}
+		t.Errorf("warnings differ\n got:\n  %s\nwant:\n  %v", strings.Join(lines, "\n  "), want)
 	}
 }

@@ -18,6 +18,7 @@ type parser struct {
 	file     string
 	env      LookupEnv
 	problems problems
+	warnings problems
 }
 
 // keyValue is one entry of a YAML mapping.
@@ -167,8 +168,8 @@ func lookup(n *yaml.Node, key string) (k, v *yaml.Node) {
 	return nil, nil
 }
 
-// str reads a scalar as a string (numbers and bools as written), with
-// environment variables expanded; null is "".
+// str reads a scalar as a string (numbers and bools as written, as the
+// engine's typed string fields do); null is "".
 func (p *parser) str(n *yaml.Node, field string) string {
 	n = deref(n)
 	if isNull(n) {
@@ -178,7 +179,7 @@ func (p *parser) str(n *yaml.Node, field string) string {
 		p.problems.add(p.pos(n), field, ErrWrongType, "want a string, got %s", describeNode(n))
 		return ""
 	}
-	return p.expand(n.Value)
+	return n.Value
 }
 
 // strList reads a list of strings.
@@ -211,10 +212,12 @@ func (p *parser) configMap(n *yaml.Node, field string) map[string]any {
 	return m
 }
 
-// value converts a node to a JSON-shaped value: string, int, float64,
-// bool, nil, []any or map[string]any. Strings have environment variables
-// expanded; timestamps and other tagged scalars stay the strings they were
-// written as, because a google.protobuf.Struct cannot carry them.
+// value converts a node to the value yaml.v3 decodes it to for an
+// interface{} target, as the engine reads config maps (engine-pipelines.md
+// §1.1): string, int (uint64 beyond int64), float64, bool, nil, time.Time
+// for an unquoted timestamp, []any or map[string]any. A mapping key that
+// is not a string (200: ok) is a problem: the engine would keep it as a
+// number, which neither its steps nor a plugin can take.
 func (p *parser) value(n *yaml.Node, path string, depth int) any {
 	n = deref(n)
 	if depth > maxYAMLDepth {
@@ -223,32 +226,12 @@ func (p *parser) value(n *yaml.Node, path string, depth int) any {
 	}
 	switch n.Kind {
 	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!null":
+		var v any
+		if err := n.Decode(&v); err != nil {
+			p.problems.add(p.pos(n), path, ErrInvalidValue, "%s", yamlErrorText(err))
 			return nil
-		case "!!bool":
-			var b bool
-			if n.Decode(&b) == nil {
-				return b
-			}
-		case "!!int":
-			var i int
-			if n.Decode(&i) == nil {
-				return i
-			}
-			var f float64
-			if n.Decode(&f) == nil {
-				return f
-			}
-		case "!!float":
-			var f float64
-			if n.Decode(&f) == nil {
-				return f
-			}
-		case "!!str":
-			return p.expand(n.Value)
 		}
-		return p.expand(n.Value)
+		return v
 	case yaml.SequenceNode:
 		out := make([]any, len(n.Content))
 		for i, e := range n.Content {
@@ -259,6 +242,10 @@ func (p *parser) value(n *yaml.Node, path string, depth int) any {
 		kvs := p.pairs(n, path)
 		out := make(map[string]any, len(kvs))
 		for _, kv := range kvs {
+			if tag := kv.key.ShortTag(); tag != "!!str" {
+				p.problems.add(p.pos(kv.key), joinPath(path, kv.key.Value), ErrWrongType,
+					"key %s is a %s, not a string; quote it (\"%s\": ...)", kv.key.Value, strings.TrimPrefix(tag, "!!"), kv.key.Value)
+			}
 			out[kv.key.Value] = p.value(kv.value, joinPath(path, kv.key.Value), depth+1)
 		}
 		return out
@@ -266,15 +253,43 @@ func (p *parser) value(n *yaml.Node, path string, depth int) any {
 	return nil
 }
 
+// roundTrip gives a pipeline config value the types the engine's second
+// decoding pass gives it: each pipeline is re-marshalled to YAML and
+// decoded again, so integral floats become ints (1.0 -> 1, 1e3 -> 1000).
+func roundTrip(v any) any {
+	switch v := v.(type) {
+	case float64:
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return v
+		}
+		var out any
+		if yaml.Unmarshal(b, &out) != nil {
+			return v
+		}
+		return out
+	case map[string]any:
+		for k, e := range v {
+			v[k] = roundTrip(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = roundTrip(e)
+		}
+	}
+	return v
+}
+
 // unknownKey records a key that names no field, suggesting a close one.
+// The engine ignores keys it does not know, so this is a warning.
 func (p *parser) unknownKey(k *yaml.Node, path string, known []string) {
-	msg := fmt.Sprintf("%q is not a field here", k.Value)
+	msg := fmt.Sprintf("%q is not a field here; the engine ignores it", k.Value)
 	if s := suggest(known, k.Value); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	} else if len(known) > 0 {
 		msg += " (known: " + strings.Join(known, ", ") + ")"
 	}
-	p.problems.add(p.pos(k), joinPath(path, k.Value), ErrUnknownField, "%s", msg)
+	p.warnings.add(p.pos(k), joinPath(path, k.Value), ErrUnknownField, "%s", msg)
 }
 
 // joinPath appends a mapping key to a field path.
@@ -314,6 +329,25 @@ func yamlErrorLine(err error) int {
 	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		return n
+	}
+	return 0
+}
+
+// syntaxErrorLine finds the line a syntax error is really on. The parser
+// names the line where the construct it was reading began (a list that
+// starts on line 1 for a key misindented on line 4); the line sought is
+// the last one that turns a prefix of the file that parses into one that
+// does not. 0 when no such line exists.
+func syntaxErrorLine(data []byte) int {
+	lines := strings.SplitAfter(string(data), "\n")
+	parses := func(k int) bool {
+		var n yaml.Node
+		return yaml.Unmarshal([]byte(strings.Join(lines[:k], "")), &n) == nil
+	}
+	for k := len(lines); k > 0; k-- {
+		if !parses(k) && parses(k-1) {
+			return k
+		}
 	}
 	return 0
 }

@@ -217,13 +217,15 @@ func (c *Client) DestroyStep(ctx context.Context, handle string) error {
 }
 
 // ExecuteStep runs a step created by this Client once, building the request
-// exactly as the engine does for the step's contract: trigger data, step
-// outputs and metadata always travel as Structs; without a typed contract
+// exactly as the engine does for the step's contract (engine-pipelines.md
+// §5.2): trigger data, step outputs and metadata always travel as Structs
+// (metadata values a Struct cannot hold dropped); without a typed contract
 // current and config do too; PROTO_WITH_LEGACY_STRUCT adds the typed config
 // (from Config, "_" keys dropped) and typed input (from Current, filtered to
 // the input message's fields) when both encode; STRICT_PROTO sends only the
-// typed pair and fails before sending if either does not encode. The
-// step's own failure is a *RemoteError.
+// typed pair and fails before sending if either does not encode. Every
+// failure is a *StepExecError worded as the engine words it; the step's own
+// failure wraps a *RemoteError.
 func (c *Client) ExecuteStep(ctx context.Context, handle string, in ExecuteInput) (*ExecuteResult, error) {
 	c.mu.RLock()
 	info, ok := c.steps[handle]
@@ -233,48 +235,54 @@ func (c *Client) ExecuteStep(ctx context.Context, handle string, in ExecuteInput
 	}
 	req, err := c.executeRequest(handle, info, in)
 	if err != nil {
-		return nil, fmt.Errorf("wfplugin: ExecuteStep %q (%s): %w", info.name, info.typ, err)
+		return nil, err
 	}
 	resp, err := c.rpc.ExecuteStep(ctx, req)
 	if err != nil {
-		return nil, c.rpcError(ctx, "ExecuteStep", err)
+		return nil, &StepExecError{Text: "remote step execute: " + err.Error(), Err: c.rpcError(ctx, "ExecuteStep", err)}
 	}
 	if resp.GetError() != "" {
-		return nil, &RemoteError{Op: "ExecuteStep " + info.name, Message: resp.GetError()}
+		return nil, &StepExecError{Text: "remote step execute: " + resp.GetError(), Err: &RemoteError{Op: "ExecuteStep " + info.name, Message: resp.GetError()}}
 	}
 	out, err := c.readOutput(info, resp)
 	if err != nil {
-		return nil, fmt.Errorf("wfplugin: ExecuteStep %q (%s): output: %w", info.name, info.typ, err)
+		return nil, err
 	}
 	return &ExecuteResult{Output: out, StopPipeline: resp.GetStopPipeline()}, nil
 }
 
 func (c *Client) executeRequest(handle string, info stepInfo, in ExecuteInput) (*pluginv1.ExecuteStepRequest, error) {
-	req := &pluginv1.ExecuteStepRequest{HandleId: handle, Metadata: filteredStruct(in.Metadata)}
-	var err error
-	if req.TriggerData, err = ToStruct(in.TriggerData); err != nil {
-		return nil, fmt.Errorf("trigger data: %w", err)
+	fail := func(what string, err error) error {
+		return &StepExecError{Text: fmt.Sprintf("remote step %q (handle %s) encode %s as Struct: %v", info.name, handle, what, err), Err: fmt.Errorf("%w: %w", ErrNotJSONShaped, err)}
 	}
+	req := &pluginv1.ExecuteStepRequest{HandleId: handle, Metadata: filteredStruct(normalizeMap(in.Metadata))}
+	var err error
 	req.StepOutputs = make(map[string]*structpb.Struct, len(in.StepOutputs))
-	for name, out := range in.StepOutputs {
-		if req.StepOutputs[name], err = ToStruct(out); err != nil {
-			return nil, fmt.Errorf("output of step %q: %w", name, err)
+	for _, name := range slices.Sorted(maps.Keys(in.StepOutputs)) {
+		if req.StepOutputs[name], err = engineStruct(in.StepOutputs[name]); err != nil {
+			return nil, fail(fmt.Sprintf("step output %q", name), err)
 		}
 	}
+	if req.TriggerData, err = engineStruct(in.TriggerData); err != nil {
+		return nil, fail("trigger data", err)
+	}
 	cfgMsg, inMsg := info.contract.GetConfigMessage(), info.contract.GetInputMessage()
+	strictErr := func(kind, msg string, err error) error {
+		return &StepExecError{Text: fmt.Sprintf("remote step %q STRICT_PROTO %s message %q cannot use legacy Struct fallback: %v", info.name, kind, msg, err), Err: err}
+	}
 	switch modeOf(info.contract) {
 	case modeStrict:
 		if cfgMsg == "" {
-			return nil, &EncodeError{Reason: `STRICT_PROTO config message "" cannot use legacy Struct fallback: missing protobuf message name`}
+			return nil, strictErr("config", "", &EncodeError{Reason: "missing protobuf message name"})
 		}
 		if inMsg == "" {
-			return nil, &EncodeError{Reason: `STRICT_PROTO input message "" cannot use legacy Struct fallback: missing protobuf message name`}
+			return nil, strictErr("input", "", &EncodeError{Reason: "missing protobuf message name"})
 		}
 		if req.TypedConfig, err = c.registry.EncodeConfig(cfgMsg, in.Config); err != nil {
-			return nil, fmt.Errorf("config: %w", err)
+			return nil, strictErr("config", cfgMsg, err)
 		}
 		if req.TypedInput, err = c.registry.EncodeInput(inMsg, in.Current); err != nil {
-			return nil, fmt.Errorf("input: %w", err)
+			return nil, strictErr("input", inMsg, fmt.Errorf("decode %s input as protobuf JSON: %w", inMsg, err))
 		}
 		return req, nil
 	case modeMixed:
@@ -286,11 +294,11 @@ func (c *Client) executeRequest(handle string, info stepInfo, in ExecuteInput) (
 			}
 		}
 	}
-	if req.Current, err = ToStruct(in.Current); err != nil {
-		return nil, fmt.Errorf("current: %w", err)
+	if req.Current, err = engineStruct(in.Current); err != nil {
+		return nil, fail("current", err)
 	}
-	if req.Config, err = ToStruct(in.Config); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+	if req.Config, err = engineStruct(in.Config); err != nil {
+		return nil, fail("config", err)
 	}
 	return req, nil
 }
@@ -306,11 +314,16 @@ func (c *Client) readOutput(info stepInfo, resp *pluginv1.ExecuteStepResponse) (
 	}
 	if resp.GetTypedOutput() == nil {
 		if mode == modeStrict {
-			return nil, &decodeError{msg: outMsg, reason: "STRICT_PROTO step requires typed_output"}
+			err := &decodeError{msg: outMsg, reason: "STRICT_PROTO step requires typed_output"}
+			return nil, &StepExecError{Text: fmt.Sprintf("remote step %q STRICT_PROTO output message %q requires typed_output", info.name, outMsg), Err: err}
 		}
 		return FromStruct(resp.GetOutput()), nil
 	}
-	return c.registry.DecodeOutput(outMsg, resp.GetTypedOutput())
+	out, err := c.registry.DecodeOutput(outMsg, resp.GetTypedOutput())
+	if err != nil {
+		return nil, &StepExecError{Text: fmt.Sprintf("remote step %q decode typed output: %v", info.name, err), Err: err}
+	}
+	return out, nil
 }
 
 // CreateTrigger creates a trigger of type typ that fires workflowType (for

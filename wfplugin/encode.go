@@ -3,6 +3,7 @@ package wfplugin
 import (
 	"encoding/json"
 	"math"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // EncodeConfig builds the typed config payload of a contract the way the
@@ -283,3 +285,83 @@ func (e *decodeError) Error() string {
 }
 
 func (e *decodeError) Unwrap() error { return ErrDecode }
+
+// StepExecError is a failed step execution worded as the engine words it
+// (engine-pipelines.md §5.2): "remote step execute: <text>" for a failure
+// the plugin answered or a failed call, or the engine's text for a payload
+// the host could not build or read. It matches what it wraps.
+type StepExecError struct {
+	// Text is the engine's wording.
+	Text string
+	// Err is the underlying error: a *RemoteError, an RPC error, an
+	// *EncodeError.
+	Err error
+}
+
+func (e *StepExecError) Error() string { return e.Text }
+
+// Unwrap returns the underlying error.
+func (e *StepExecError) Unwrap() error { return e.Err }
+
+// normalize gives a value the shape the engine gives it before building a
+// Struct: typed maps with string keys become map[string]any, typed slices
+// []any, and []byte a list of numbers. Other values are kept, so that the
+// Struct conversion rejects what it cannot hold.
+func normalize(v any) any {
+	switch v := v.(type) {
+	case nil, string, bool, float64, float32, int, int8, int16, int32, int64,
+		uint, uint8, uint16, uint32, uint64, json.Number:
+		return v
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = normalize(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = normalize(e)
+		}
+		return out
+	case []byte:
+		out := make([]any, len(v))
+		for i, b := range v {
+			out[i] = float64(b)
+		}
+		return out
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Map:
+		if rv.Type().Key().Kind() != reflect.String {
+			return v
+		}
+		out := make(map[string]any, rv.Len())
+		for it := rv.MapRange(); it.Next(); {
+			out[it.Key().String()] = normalize(it.Value().Interface())
+		}
+		return out
+	case reflect.Slice, reflect.Array:
+		out := make([]any, rv.Len())
+		for i := range out {
+			out[i] = normalize(rv.Index(i).Interface())
+		}
+		return out
+	}
+	return v
+}
+
+// engineStruct converts a map to a Struct as the engine does for step
+// outputs, trigger data, current and config: normalised first; a value a
+// Struct cannot hold fails with protobuf's "proto: invalid type: <T>".
+func engineStruct(m map[string]any) (*structpb.Struct, error) {
+	n, _ := normalize(m).(map[string]any)
+	return structpb.NewStruct(n)
+}
+
+// normalizeMap normalises every value of a map (see normalize).
+func normalizeMap(m map[string]any) map[string]any {
+	n, _ := normalize(m).(map[string]any)
+	return n
+}

@@ -484,7 +484,6 @@ func TestExecuteStepFailures(t *testing.T) {
 	}{
 		{"step error", echo, wfplugin.ExecuteInput{Config: map[string]any{"fail": "boom"}}, wfplugin.ErrRemote},
 		{"panic", panicky, wfplugin.ExecuteInput{}, wfplugin.ErrRemote},
-		{"typed map in trigger data", echo, wfplugin.ExecuteInput{TriggerData: map[string]any{"h": map[string]string{"a": "b"}}}, wfplugin.ErrNotJSONShaped},
 		{"time in a step output", echo, wfplugin.ExecuteInput{StepOutputs: map[string]map[string]any{"p": {"at": time.Now()}}}, wfplugin.ErrNotJSONShaped},
 		{"unknown handle", "step-999", wfplugin.ExecuteInput{}, wfplugin.ErrUnknownHandle},
 	}
@@ -495,6 +494,24 @@ func TestExecuteStepFailures(t *testing.T) {
 				t.Fatalf("ExecuteStep: %v, want %v", err, tt.want)
 			}
 		})
+	}
+	// engine-pipelines.md §5.2: the engine's words for an output a Struct
+	// cannot hold, and typed maps and []byte normalised rather than
+	// refused.
+	_, err = c.ExecuteStep(ctx, echo, wfplugin.ExecuteInput{StepOutputs: map[string]map[string]any{"p": {"at": time.Now()}}})
+	if want := `remote step "echo" (handle ` + echo + `) encode step output "p" as Struct: proto: invalid type: time.Time`; err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
+	}
+	res, err := c.ExecuteStep(ctx, echo, wfplugin.ExecuteInput{Config: map[string]any{"h": map[string]string{"a": "b"}, "raw": []byte("hi")}})
+	if err != nil {
+		t.Fatalf("typed map and bytes: %v", err)
+	}
+	cfg, _ := res.Output["config"].(map[string]any)
+	if h, _ := cfg["h"].(map[string]any); h["a"] != "b" {
+		t.Errorf("typed map arrived as %#v", cfg["h"])
+	}
+	if raw, _ := cfg["raw"].([]any); len(raw) != 2 || raw[0] != 104.0 {
+		t.Errorf("[]byte arrived as %#v, want a list of numbers", cfg["raw"])
 	}
 	// The plugin survives all of that.
 	if _, err := c.ExecuteStep(ctx, echo, wfplugin.ExecuteInput{}); err != nil {

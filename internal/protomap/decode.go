@@ -103,7 +103,7 @@ func (d *decoder) leave() { d.depth-- }
 // are allowed.
 func (d *decoder) template(v any) bool {
 	s, ok := v.(string)
-	return ok && d.opts.templates && strings.Contains(s, "{{")
+	return ok && d.opts.templates && (strings.Contains(s, "{{") || strings.Contains(s, "${"))
 }
 
 // message decodes the map v into the fields of m.

@@ -47,7 +47,7 @@
 // Keys beginning with "_" name no field and are skipped in every message,
 // so callers can carry their own annotations (_config_dir) in a config.
 //
-// With AllowTemplates a string containing "{{" where a non-string value is
+// With AllowTemplates a string containing "{{" or "${" where a non-string value is
 // expected also leaves its field as it was, so that a configuration can be
 // checked before its templates are rendered and decoded again after.
 package protomap

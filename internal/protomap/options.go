@@ -8,7 +8,8 @@ type options struct {
 	prefix    string
 }
 
-// AllowTemplates makes a string containing "{{" leave its field unset where
+// AllowTemplates makes a string containing "{{" or "${" (a template or an
+// expression block) leave its field unset where
 // a string is not a valid value (numbers, bools, enums, durations,
 // timestamps, messages, maps): the configuration still holds a template, so
 // it can be checked for unknown keys and well-formed values now and decoded
