@@ -256,4 +256,3 @@ func remoteStepError(err error) error {
 	}
 	return &textError{msg: "remote step execute: " + err.Error(), errs: []error{err}}
 }
-

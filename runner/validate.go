@@ -246,7 +246,7 @@ func (v *validator) pipeline(pl *Pipeline) {
 			v.problems.add(v.entryPos(t.src, t.Pos, "type"), tpath+".type", ErrUnknownType, "unknown trigger type %q%s", t.Type, hint(v.cat.TriggerTypes, t.Type))
 		default:
 			v.contract(pluginv1.ContractKind_CONTRACT_KIND_TRIGGER, t.Type, t.Config, t.src, t.Pos, tpath, "", false)
-		v.pluginValues(t.Config, t.src, t.Pos, tpath, "")
+			v.pluginValues(t.Config, t.src, t.Pos, tpath, "")
 		}
 		v.refs(t.Config, t.src, t.Pos, tpath)
 	}
