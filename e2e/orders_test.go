@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -109,8 +108,10 @@ func TestOrders(t *testing.T) {
 		if got := h.Get("Eventbus-Delivery-Count"); got != "3" {
 			t.Errorf("Eventbus-Delivery-Count = %q, want 3", got)
 		}
-		if got := h.Get("Eventbus-Error"); !strings.Contains(got, "malformed order") {
-			t.Errorf("Eventbus-Error = %q, want the pipeline's malformed order error", got)
+		// engine-pipelines.md §4.7: the engine's words, under both hosts.
+		want := `workflow execution failed: pipeline "enrich-order" execution failed: step "check" failed: validate step "check": missing required fields: customer`
+		if got := h.Get("Eventbus-Error"); got != want {
+			t.Errorf("Eventbus-Error:\n got %s\nwant %s", got, want)
 		}
 		if got := h.Get("Eventbus-Subject"); got != "orders.created" {
 			t.Errorf("Eventbus-Subject = %q", got)

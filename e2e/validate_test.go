@@ -55,7 +55,7 @@ func TestValidateBroken(t *testing.T) {
 		{27, "modules[4].type", `unknown module type "eventbus.cache"`},
 		{35, "pipelines.process.trigger.config.concurrency", `"many" is not an integer`},
 		{40, "pipelines.process.steps[0].config.subjekt", `did you mean "subject"`},
-		{42, "pipelines.process.steps[1].type", `unknown step type "step.sleep"`},
+		{42, "pipelines.process.steps[1].type", `unknown step type: step.sleep`},
 	} {
 		prefix := fmt.Sprintf("%s:%d: %s: ", path, w.line, w.field)
 		found := false

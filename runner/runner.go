@@ -176,6 +176,9 @@ func (r *Runner) Start(ctx context.Context) error {
 
 func (r *Runner) start(ctx context.Context) error {
 	for _, m := range moduleOrder(r.cfg.Modules) {
+		if m.Type == ModuleConfigProvider {
+			continue // the runner's own: read at load time
+		}
 		what := fmt.Sprintf("module %s (%s)", m.Name, m.Type)
 		id, err := r.plugin.CreateModule(ctx, m.Type, m.Name, r.withConfigDir(m.Config))
 		if err != nil {

@@ -311,12 +311,66 @@ func (v *validator) step(s *Step, fallback string, names map[string]*Step) {
 		}
 	}
 	v.refs(s.Config, s.src, s.Pos, path)
-	v.templates(s.Config, "", s, path)
+	if fields, ok := templatedFields()[s.Type]; ok {
+		for _, k := range fields {
+			if val, ok := s.Config[k]; ok {
+				v.templates(val, pathKeyRel(k), s, path)
+			}
+		}
+		if cond, ok := s.Config["if"].(string); ok && s.Type == "step.conditional" {
+			if err := checkCondition(cond, v); err != nil {
+				v.problems.add(v.configPos(s.src, s.Pos, "if"), path+".config.if", ErrInvalidValue, "%v", err)
+			}
+		}
+	} else {
+		v.templates(s.Config, "", s, path)
+	}
 	for _, cond := range []struct{ key, text string }{{"if", s.If}, {"skip_if", s.SkipIf}} {
 		if err := v.checkTemplate(cond.text); err != nil {
 			v.problems.add(v.entryPos(s.src, s.Pos, cond.key), path+"."+cond.key, ErrInvalidValue, "%v", err)
 		}
 	}
+}
+
+// templatedFields are the config fields each built-in step resolves as
+// templates (engine-pipelines.md §3); the others are used as written.
+func templatedFields() map[string][]string {
+	return map[string][]string{
+		"step.set":                {"values"},
+		"step.log":                {"message"},
+		"step.validate":           nil,
+		"step.conditional":        {"field"},
+		"step.transform":          nil,
+		"step.json_parse":         nil,
+		"step.foreach":            nil,
+		"step.parallel":           nil,
+		"step.branch":             {"field"},
+		"step.retry_with_backoff": nil,
+		"step.http_call":          {"url", "headers", "body"},
+		"step.json_response":      {"body"},
+		"step.response":           {"body"},
+		"step.pipeline_output":    {"values"},
+		"step.workflow_call":      {"workflow", "input"},
+		"step.publish":            nil,
+		"step.event_publish":      nil,
+	}
+}
+
+// checkCondition checks step.conditional's if: a {{ }} comparison is an
+// expression, anything else a template.
+func checkCondition(cond string, v *validator) error {
+	t := strings.TrimSpace(cond)
+	if strings.HasPrefix(t, "{{") && strings.HasSuffix(t, "}}") {
+		inner := strings.TrimSpace(t[2 : len(t)-2])
+		if comparison.MatchString(inner) {
+			src := leadingDot.ReplaceAllString(inner, "$1$2")
+			if err := checkExpr(src); err != nil {
+				return fmt.Errorf("expr compile error in %q: %v", src, err)
+			}
+			return nil
+		}
+	}
+	return v.checkTemplate(cond)
 }
 
 func (v *validator) pipelineNames() map[string]bool {
@@ -332,7 +386,7 @@ func (v *validator) pipelineNames() map[string]bool {
 func (v *validator) checkTemplate(s string) error {
 	for _, m := range exprBlock.FindAllStringSubmatch(s, -1) {
 		src := strings.TrimSpace(m[1])
-		if err := v.tmpl.expr.compileExpr(src); err != nil {
+		if err := checkExpr(src); err != nil {
 			return fmt.Errorf("expr compile error in %q: %v", src, err)
 		}
 	}

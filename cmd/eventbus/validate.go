@@ -28,8 +28,12 @@ func newValidateCmd(d deps, g *globals) *cobra.Command {
 				return err
 			}
 			defer closeCat()
-			if _, err := runner.CheckFile(args[0], d.lookupEnv, cat); err != nil {
+			cfg, err := runner.CheckFile(args[0], d.lookupEnv, cat)
+			if err != nil {
 				return err
+			}
+			for _, w := range cfg.Warnings {
+				fmt.Fprintf(d.stdout, "warning: %v\n", w)
 			}
 			fmt.Fprintf(d.stdout, "%s: ok\n", args[0])
 			return nil
@@ -52,6 +56,7 @@ func catalog(ctx context.Context, path string, logger *slog.Logger) (runner.Cata
 			StepTypes:    eventbus.StepTypes(),
 			TriggerTypes: eventbus.TriggerTypes(),
 			Contracts:    reg,
+			EnvDefaults:  true,
 		}, func() {}, nil
 	}
 	c, err := launchPlugin(ctx, path, logger)
