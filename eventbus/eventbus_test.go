@@ -581,3 +581,26 @@ func TestSameNamesOnTwoBrokers(t *testing.T) {
 		t.Fatalf("second ORDERS on east: %v, want ErrConfig", err)
 	}
 }
+
+// A default written ${NAME:-default}, which the engine leaves as written,
+// is resolved by the plugin in its own module config.
+func TestExpandEnvDefaults(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"EVENTBUS_PORT": "5000", "EMPTY": ""}
+	getenv := func(k string) string { return env[k] }
+	got := eventbus.ExpandEnvDefaults(map[string]any{
+		"embedded": map[string]any{"port": "${EVENTBUS_PORT:-4222}", "store_dir": "${EVENTBUS_STORE_DIR:-./data/eventbus}"},
+		"list":     []any{"${EMPTY:-x}", 3},
+		"kept":     "${UNSET}",
+	}, getenv)
+	emb := got["embedded"].(map[string]any)
+	if emb["port"] != "5000" || emb["store_dir"] != "./data/eventbus" {
+		t.Errorf("embedded: %#v", emb)
+	}
+	if l := got["list"].([]any); l[0] != "x" || l[1] != 3 {
+		t.Errorf("list: %#v", l)
+	}
+	if got["kept"] != "${UNSET}" {
+		t.Errorf("an unset variable without a default: %#v", got["kept"])
+	}
+}
