@@ -18,22 +18,28 @@
 //	        type: step.log
 //	        config: { message: "order {{ .trigger.payload.id }}" }
 //
-// Load and Parse read it (with ${VAR} and ${VAR:-default} expanded in
-// string values) and report every structural problem with file, line and
-// field; Validate checks it against a Catalog (the plugin's type lists and
-// typed contracts plus the built-in steps step.log, step.set and
-// step.fail). Check and CheckFile do both in one pass, so that every
-// problem of a file is reported at once.
+// Load and Parse read it as the engine does (engine-pipelines.md §1):
+// ${NAME} and ${env:NAME} expanded in module configs only, with the
+// engine's rules; {{config "key"}} replaced when a config.provider module
+// is declared. They report every structural problem with file, line and
+// field, and collect as warnings what the engine silently ignores.
+// Validate checks a config against a Catalog (the plugin's type lists and
+// typed contracts) and the engine built-in steps the runner implements.
+// Check and CheckFile do both in one pass, so that every problem of a file
+// is reported at once.
 //
 // A Runner drives a Plugin, the small interface through which it reaches a
-// plugin process: New validates the config, Start creates and starts
-// modules, steps and triggers in the engine's order, TriggerWorkflow runs
-// a pipeline to completion (the plugin's triggers call it), and Stop stops
-// triggers, lets in-flight runs finish and stops modules in reverse.
+// plugin process: New validates the config and builds the pipelines, Start
+// creates and starts modules, steps and triggers in the engine's order,
+// TriggerWorkflow runs a pipeline to completion (the plugin's triggers
+// call it), and Stop stops triggers, lets in-flight runs finish and stops
+// modules in reverse.
 //
-// Pipelines behave as in the engine: each step's config is rendered with
-// Go text/template against {{ .trigger.X }}, {{ .steps.NAME.X }}, the
-// merged current data at the top level and {{ .meta.pipeline }}; rendered
-// values are always strings; each step's output is merged into the
-// current data and kept under steps.NAME.
+// Pipelines behave as in the engine (engine-pipelines.md §2–§5): templates
+// are Go text/template with the engine's function map, preceded by
+// ${ expression } blocks (expr-lang); the dot holds the current data at
+// the top level and .steps, .trigger and .meta; a missing key renders
+// "<no value>"; rendered values are always strings; each step's output is
+// merged into the current data and kept under steps.NAME; errors read as
+// the engine words them.
 package runner

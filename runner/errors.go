@@ -74,8 +74,8 @@ var (
 	ErrAlreadyStarted = errors.New("runner already started")
 
 	// ErrStepFailed: a pipeline step failed (the plugin answered with an
-	// error, a template did not render, step.fail ran, the run's timeout
-	// expired). The wrapping *StepError names the pipeline and step; the
+	// error, a built-in step failed, a template did not render, the run's
+	// timeout expired). The wrapping *StepError names the pipeline and step; the
 	// run failed and its trigger should nak the message.
 	ErrStepFailed = errors.New("step failed")
 

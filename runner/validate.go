@@ -20,26 +20,27 @@ import (
 	"github.com/wfeventbus/eventbus/wfplugin"
 )
 
-// Validate checks cfg against what the plugin declares and reports every
-// problem at once in a *ConfigError, each with file, line and field:
+// Validate checks cfg against what the plugin declares and the engine's
+// rules, and reports every problem at once in a *ConfigError, each with
+// file, line and field:
 //
-//   - module, step and trigger types the plugin does not declare (steps
-//     may also be built in: step.log, step.set, step.fail);
-//   - required fields that are missing (names, types, step.log's message,
-//     step.set's values) and keys that name no field;
-//   - configs that do not fit the plugin's typed contracts: unknown
-//     fields, values of the wrong type or out of range. A template
-//     ("{{ ... }}") in a step config counts as a valid value for any
-//     field, since it is rendered before each run; module and trigger
-//     configs are never rendered, so there it must fit as written;
+//   - module, step and trigger types that do not exist (a step type the
+//     engine has and the runner does not is named as such);
+//   - build errors of built-in steps, in the engine's words;
+//   - configs that do not fit the plugin's typed contracts; a template
+//     ("{{ ... }}" or "${ ... }") in a step config counts as a valid value
+//     for any field, since it is resolved before each run; module and
+//     trigger configs are never resolved, so there it must fit as written;
+//   - templates that do not parse, functions the engine lacks, expression
+//     blocks with syntax errors;
 //   - dependsOn entries and module references (Catalog.ModuleRefKeys)
 //     that name no module; top-level triggers whose workflowType names no
-//     pipeline;
-//   - module names and step names (within a pipeline) declared twice;
-//   - dependsOn cycles;
-//   - templates that do not parse.
+//     pipeline; module names declared twice; dependsOn cycles.
 //
-// A pipeline without a trigger is valid, as in the engine.
+// What the engine accepts but is likely a mistake (duplicate or missing
+// step names, a ${NAME} left unexpanded, an expression that reads like an
+// environment variable, a key a built-in step ignores) is appended to
+// cfg.Warnings. A pipeline without a trigger is valid, as in the engine.
 func Validate(cfg *Config, cat Catalog) error {
 	v := &validator{cfg: cfg, cat: cat, messages: newMessages(cat.Contracts), tmpl: newTemplates(time.Now, nil, nil)}
 	v.run()
