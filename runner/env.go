@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/wfeventbus/eventbus/internal/envref"
 )
@@ -60,4 +61,19 @@ func relJoin(a, b string) string {
 		return a + b
 	}
 	return a + "." + b
+}
+
+// unsetNote says which references of a module config were left as
+// written, for the error of a module the plugin refused; "" when none.
+func unsetNote(refs []unresolvedRef) string {
+	var notes []string
+	for _, u := range refs {
+		if u.ref.Name != "" && !u.ref.Default {
+			notes = append(notes, fmt.Sprintf("%s is left as written: %s is not set", u.ref.Text, u.ref.Name))
+		}
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(notes, "; ") + ")"
 }

@@ -182,7 +182,7 @@ func (r *Runner) start(ctx context.Context) error {
 		what := fmt.Sprintf("module %s (%s)", m.Name, m.Type)
 		id, err := r.plugin.CreateModule(ctx, m.Type, m.Name, r.withConfigDir(m.Config))
 		if err != nil {
-			return fmt.Errorf("%w: create %s: %w", ErrLifecycle, what, err)
+			return fmt.Errorf("%w: create %s: %w%s", ErrLifecycle, what, err, unsetNote(m.unresolved))
 		}
 		r.modules = append(r.modules, &handle{what: what, id: id})
 	}

@@ -802,3 +802,20 @@ func TestForwarder(t *testing.T) {
 		t.Errorf("the run did not reach the runner: %+v", in)
 	}
 }
+
+// A module the plugin refuses says which ${NAME} of its config was left as
+// written (engine-pipelines.md §1.7).
+func TestStartNamesUnsetVariables(t *testing.T) {
+	t.Parallel()
+	f := newFake(testCatalog(t))
+	f.fail = "CreateModule bus eventbus.broker"
+	cfg := mustParse(t, "modules:\n  - name: bus\n    type: eventbus.broker\n    config: { dsn: \"nats://${NATS_HOST}:4222\" }\n", nil)
+	r, err := runner.New(cfg, f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "(${NATS_HOST} is left as written: NATS_HOST is not set)") {
+		t.Errorf("start error %v, want it to name NATS_HOST", err)
+	}
+}

@@ -451,3 +451,41 @@ func checkWarnings(t *testing.T, got []*runner.Problem, want []wantProblem) {
 		t.Errorf("warnings differ\n got:\n  %s\nwant:\n  %v", strings.Join(lines, "\n  "), want)
 	}
 }
+
+// engine-pipelines.md §1.7: a ${NAME} the engine leaves as written is
+// named, with its line, as a warning, and on any problem of its field.
+func TestValidateUnsetVariables(t *testing.T) {
+	t.Parallel()
+	src := `modules:
+  - name: bus
+    type: eventbus.broker
+    config:
+      embedded:
+        port: ${PORT}
+        store_dir: ${DIR}
+        host: ${HOST:-127.0.0.1}
+`
+	cfg := mustParse(t, src, nil)
+	err := runner.Validate(cfg, testCatalog(t))
+	checkProblems(t, err, []wantProblem{{6, "modules[0].config.embedded.port", runner.ErrInvalidValue}})
+	if !strings.Contains(err.Error(), "(${PORT} is left as written: PORT is not set)") {
+		t.Errorf("the problem does not name the variable: %v", err)
+	}
+	checkWarnings(t, cfg.Warnings, []wantProblem{
+		{6, "modules[0].config.embedded.port", runner.ErrInvalidValue},
+		{7, "modules[0].config.embedded.store_dir", runner.ErrInvalidValue},
+		{8, "modules[0].config.embedded.host", runner.ErrInvalidValue},
+	})
+	if !strings.Contains(cfg.Warnings[1].Error(), "${DIR} is left as written: DIR is not set") {
+		t.Errorf("warning %v", cfg.Warnings[1])
+	}
+	// A plugin that resolves defaults: ${HOST:-...} is fine, and the port
+	// is checked as the plugin will read it.
+	cat := testCatalog(t)
+	cat.EnvDefaults = true
+	cfg = mustParse(t, src, map[string]string{"PORT": "4222"})
+	if err := runner.Validate(cfg, cat); err != nil {
+		t.Fatal(err)
+	}
+	checkWarnings(t, cfg.Warnings, []wantProblem{{7, "modules[0].config.embedded.store_dir", runner.ErrInvalidValue}})
+}
