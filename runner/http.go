@@ -176,7 +176,7 @@ func (s *httpCallStep) Execute(ctx context.Context, pc *runContext) (*stepResult
 	var entry *oauthEntry
 	if s.auth != nil {
 		entry = s.r.oauth.entry(s.auth.key())
-		if token, err = entry.get(ctx, func(ctx context.Context) (string, error) { return s.fetchToken(ctx) }); err != nil {
+		if token, err = entry.get(ctx, s.fetchToken); err != nil {
 			return nil, err
 		}
 	}
@@ -187,10 +187,11 @@ func (s *httpCallStep) Execute(ctx context.Context, pc *runContext) (*stepResult
 	}
 	if status == http.StatusUnauthorized && entry != nil {
 		entry.invalidate()
-		if token, err = s.fetchToken(ctx); err != nil {
+		var ttl time.Duration
+		if token, ttl, err = s.fetchToken(ctx); err != nil {
 			return nil, err
 		}
-		entry.set(token)
+		entry.set(token, ttl)
 		if status, resp, body, err = s.do(ctx, u, pc, token); err != nil {
 			return nil, err
 		}
@@ -242,40 +243,48 @@ func (s *httpCallStep) do(ctx context.Context, u string, pc *runContext, token s
 	return resp.StatusCode, resp, body, nil
 }
 
-// fetchToken asks the token endpoint for a client credentials token.
-func (s *httpCallStep) fetchToken(ctx context.Context) (string, error) {
+// fetchToken asks the token endpoint for a client credentials token and
+// says how long to keep it: expires_in (default an hour) less 10s.
+func (s *httpCallStep) fetchToken(ctx context.Context) (string, time.Duration, error) {
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {s.auth.clientID}, "client_secret": {s.auth.clientSecret}}
 	if len(s.auth.scopes) > 0 {
 		form.Set("scope", strings.Join(s.auth.scopes, " "))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.auth.tokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
-		return "", wrapText(fmt.Sprintf("http_call step %q: failed to create token request", s.name), err)
+		return "", 0, wrapText(fmt.Sprintf("http_call step %q: failed to create token request", s.name), err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := s.r.httpClient.Do(req)
 	if err != nil {
-		return "", wrapText(fmt.Sprintf("http_call step %q: token request failed", s.name), err)
+		return "", 0, wrapText(fmt.Sprintf("http_call step %q: token request failed", s.name), err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return "", wrapText(fmt.Sprintf("http_call step %q: failed to read token response", s.name), err)
+		return "", 0, wrapText(fmt.Sprintf("http_call step %q: failed to read token response", s.name), err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("http_call step %q: token endpoint returned HTTP %d: %s", s.name, resp.StatusCode, body)
+		return "", 0, fmt.Errorf("http_call step %q: token endpoint returned HTTP %d: %s", s.name, resp.StatusCode, body)
 	}
 	var tok struct {
 		AccessToken string  `json:"access_token"`
 		ExpiresIn   float64 `json:"expires_in"`
 	}
 	if err := json.Unmarshal(body, &tok); err != nil {
-		return "", wrapText(fmt.Sprintf("http_call step %q: failed to parse token response", s.name), err)
+		return "", 0, wrapText(fmt.Sprintf("http_call step %q: failed to parse token response", s.name), err)
 	}
 	if tok.AccessToken == "" {
-		return "", fmt.Errorf("http_call step %q: token response missing access_token", s.name)
+		return "", 0, fmt.Errorf("http_call step %q: token response missing access_token", s.name)
 	}
-	return tok.AccessToken, nil
+	ttl := time.Duration(tok.ExpiresIn) * time.Second
+	if ttl <= 0 {
+		ttl = time.Hour
+	}
+	if ttl > 10*time.Second {
+		ttl -= 10 * time.Second
+	}
+	return tok.AccessToken, ttl, nil
 }
 
 // oauthCache holds one token entry per set of credentials.
@@ -300,28 +309,29 @@ func (c *oauthCache) entry(key string) *oauthEntry {
 
 // oauthEntry is a cached token; concurrent fetches wait for one.
 type oauthEntry struct {
-	mu    sync.Mutex
-	token string
+	mu      sync.Mutex
+	token   string
+	expires time.Time
 }
 
-func (e *oauthEntry) get(ctx context.Context, fetch func(context.Context) (string, error)) (string, error) {
+func (e *oauthEntry) get(ctx context.Context, fetch func(context.Context) (string, time.Duration, error)) (string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.token != "" {
+	if e.token != "" && time.Now().Before(e.expires) {
 		return e.token, nil
 	}
-	t, err := fetch(ctx)
+	t, ttl, err := fetch(ctx)
 	if err != nil {
 		return "", err
 	}
-	e.token = t
+	e.token, e.expires = t, time.Now().Add(ttl)
 	return t, nil
 }
 
-func (e *oauthEntry) set(t string) {
+func (e *oauthEntry) set(t string, ttl time.Duration) {
 	e.mu.Lock()
-	e.token = t
+	e.token, e.expires = t, time.Now().Add(ttl)
 	e.mu.Unlock()
 }
 
-func (e *oauthEntry) invalidate() { e.set("") }
+func (e *oauthEntry) invalidate() { e.set("", 0) }
