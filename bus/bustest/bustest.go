@@ -71,6 +71,10 @@ type Harness struct {
 	Storage bus.Storage
 	// New returns a fresh environment; it registers its own cleanup with t.
 	New func(t *testing.T) Env
+	// NewRestartable, when set, returns the environments of the cases that
+	// restart the broker, so that New may hand out environments that share
+	// one broker. Nil means New.
+	NewRestartable func(t *testing.T) Env
 }
 
 // Run runs every case of the suite against h, each as a parallel subtest.
