@@ -325,10 +325,10 @@ func (b *Bus) EnsureConsumer(ctx context.Context, cfg bus.ConsumerConfig) (bus.C
 			return err
 		}
 		var (
-			id                    int64
-			oldPolicy             int16
-			oldStartSeq           int64
-			oldStartTime          *time.Time
+			id           int64
+			oldPolicy    int16
+			oldStartSeq  int64
+			oldStartTime *time.Time
 		)
 		err = tx.QueryRow(ctx, b.q(`SELECT id, deliver_policy, opt_start_seq, opt_start_time FROM {{S}}.consumers
 			WHERE stream_id = $1 AND name = $2 FOR UPDATE`), streamID, cfg.Durable).Scan(&id, &oldPolicy, &oldStartSeq, &oldStartTime)
