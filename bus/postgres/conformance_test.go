@@ -24,7 +24,11 @@ func TestConformance(t *testing.T) {
 		},
 		Storage: bus.StorageFile,
 		New: func(t *testing.T) bustest.Env {
-			return bustest.Env{Bus: newBus(t, pg.dsn, pg.schema())}
+			schema := pg.schema()
+			return bustest.Env{
+				Bus:     newBus(t, pg.dsn, schema),
+				Connect: func(t *testing.T) bus.Bus { return newBus(t, pg.dsn, schema) },
+			}
 		},
 		NewRestartable: func(t *testing.T) bustest.Env {
 			srv, dsn := pg.ownServer(t)
