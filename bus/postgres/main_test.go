@@ -107,9 +107,3 @@ func newBusConfig(t testing.TB, cfg postgres.Config, opts ...postgres.Option) *p
 	t.Cleanup(func() { _ = b.Close() })
 	return b
 }
-
-// childEnv, when set, makes the test binary a child process of a test
-// instead of running tests.
-const childEnv = "EVENTBUS_PG_CHILD"
-
-func runChild() int { return 0 }
