@@ -210,7 +210,7 @@ func newStatements(schema string) statements {
 		publish:       inSchema(schema, `SELECT o_idx, o_seq, o_status FROM {{S}}.publish($1, $2, $3, $4, $5, $6, $7, $8)`),
 		fetch:         inSchema(schema, `SELECT * FROM {{S}}.fetch($1, $2)`),
 		settle:        inSchema(schema, `SELECT o_consumer, o_seq FROM {{S}}.settle($1, $2, $3, $4, $5)`),
-		notify:        `SELECT pg_notify($1, s) FROM unnest($2::text[]) AS s`,
+		notify:        inSchema(schema, `SELECT {{S}}.notify($1, $2)`),
 		listen:        "LISTEN " + ident(schema),
 		routes:        inSchema(schema, `SELECT id, name, version, subjects, max_msg_size FROM {{S}}.streams`),
 		consumerByKey: inSchema(schema, `SELECT c.id, c.stream_id, c.ack_policy, c.ack_wait_ns FROM {{S}}.consumers c JOIN {{S}}.streams s ON s.id = c.stream_id WHERE s.name = $1 AND c.name = $2`),

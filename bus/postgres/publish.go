@@ -32,6 +32,7 @@ const (
 	statusWrongLast = 2
 	statusFull      = 4
 	statusStale     = 9
+	statusAllStored = 10
 )
 
 // pubGroup is the messages of one Publish or PublishBatch call.
@@ -126,8 +127,8 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []bus.OutgoingMessage) ([]b
 		}
 		byStream[rt.id] = append(byStream[rt.id], it)
 	}
-	for _, id := range order {
-		b.enqueue(id, byStream[id])
+	for i, id := range order {
+		b.enqueue(id, byStream[id], i == len(order)-1)
 	}
 	select {
 	case <-g.done:
@@ -182,8 +183,11 @@ func (b *Bus) checkItem(rt *route, it *pubItem) error {
 	return nil
 }
 
-// enqueue adds items for stream id and starts a flusher if none runs.
-func (b *Bus) enqueue(id int64, items []*pubItem) {
+// enqueue adds items for stream id and starts a flusher if none runs:
+// with inline set, the caller's own goroutine, for its first transaction
+// (the caller waits for it anyway), then a goroutine of its own if more
+// piled up meanwhile.
+func (b *Bus) enqueue(id int64, items []*pubItem, inline bool) {
 	b.publish.mu.Lock()
 	q := b.publish.queues[id]
 	if q == nil {
@@ -196,14 +200,30 @@ func (b *Bus) enqueue(id int64, items []*pubItem) {
 	start := !q.flushing
 	q.flushing = true
 	q.mu.Unlock()
-	if start {
+	if !start {
+		return
+	}
+	if !inline {
+		b.publish.wg.Go(func() { b.drain(id, q) })
+		return
+	}
+	b.publish.wg.Add(1)
+	if b.drainOne(id, q) {
 		b.publish.wg.Go(func() { b.drain(id, q) })
 	}
+	b.publish.wg.Done()
 }
 
 // drain publishes q's messages until it is empty.
 func (b *Bus) drain(id int64, q *publishQueue) {
-	for {
+	for b.drainOne(id, q) {
+	}
+}
+
+// drainOne publishes one transaction's worth of q's messages and reports
+// whether more wait; when none do, it ends q's flushing.
+func (b *Bus) drainOne(id int64, q *publishQueue) bool {
+	{
 		q.mu.Lock()
 		n, bytes := 0, 0
 		for n < len(q.pending) && n < maxFlush && (n == 0 || bytes+q.pending[n].size <= maxFlushBytes) {
@@ -213,7 +233,7 @@ func (b *Bus) drain(id int64, q *publishQueue) {
 		if n == 0 {
 			q.flushing = false
 			q.mu.Unlock()
-			return
+			return false
 		}
 		items := append([]*pubItem(nil), q.pending[:n]...)
 		q.pending = q.pending[n:]
@@ -223,6 +243,13 @@ func (b *Bus) drain(id int64, q *publishQueue) {
 		q.mu.Unlock()
 		b.flush(id, items)
 	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending) == 0 {
+		q.flushing = false
+		return false
+	}
+	return true
 }
 
 // flush publishes items, all routed to stream id, in one call of the
@@ -266,6 +293,13 @@ func (b *Bus) flush(id int64, items []*pubItem) {
 			return
 		}
 		b.reroute(ctx, items)
+		return
+	}
+	if len(outs) == 1 && outs[0].status == statusAllStored {
+		for i, it := range items {
+			it.g.finish(it.i, bus.PublishResult{Ack: bus.PublishAck{Stream: rt.name, Sequence: uint64(outs[0].seq) + uint64(i)}})
+		}
+		b.published(rt.name)
 		return
 	}
 	stored := false
@@ -416,7 +450,7 @@ func (b *Bus) PublishTx(ctx context.Context, tx pgx.Tx, msg bus.OutgoingMessage)
 				return bus.PublishAck{}, err
 			}
 			continue
-		case statusStored:
+		case statusStored, statusAllStored:
 			if b.notify != nil {
 				if _, err := tx.Exec(ctx, b.sql.notify, b.cfg.Schema, []string{rt.name}); err != nil {
 					return bus.PublishAck{}, fmt.Errorf("publish to %q: notify: %w", msg.Subject, mapError(err))

@@ -121,14 +121,16 @@ $$;
 
 -- publish stores messages in stream p_stream, in order, if the stream is
 -- still at version p_version (status 9 for the whole call otherwise).
--- Statuses: 0 stored at o_seq, 1 duplicate of o_seq, 2 wrong last
--- sequence (o_seq is the stream's), 4 refused by discard new.
+-- When every message is simply stored it returns one row, status 10, o_seq
+-- the first message's sequence, the others following. Otherwise a row per
+-- message: 0 stored at o_seq, 1 duplicate of o_seq, 2 wrong last sequence
+-- (o_seq is the stream's), 4 refused by discard new.
 CREATE FUNCTION {{S}}.publish(p_stream bigint, p_version bigint, p_subjects text[], p_payloads bytea[],
 	p_headers bytea[], p_sizes int[], p_msg_ids text[], p_expected bigint[])
 RETURNS TABLE (o_idx int, o_seq bigint, o_status smallint)
 LANGUAGE plpgsql AS $$
 DECLARE
-	s {{S}}.streams%ROWTYPE;
+	s record;
 	v_last bigint;
 	v_n int := coalesce(array_length(p_subjects, 1), 0);
 	v_now timestamptz;
@@ -137,12 +139,16 @@ DECLARE
 	v_dup bigint;
 	v_full boolean;
 BEGIN
-	SELECT * INTO s FROM {{S}}.streams WHERE id = p_stream FOR UPDATE;
-	IF NOT FOUND OR s.version <> p_version THEN
+	-- Taking the row lock and the sequences in one statement; the lock is
+	-- held until commit.
+	UPDATE {{S}}.streams st SET last_seq = st.last_seq + v_n
+	WHERE st.id = p_stream AND st.version = p_version
+	RETURNING st.last_seq - v_n AS first_free, st.discard, st.max_msgs, st.max_bytes, st.duplicate_window_ns INTO s;
+	IF NOT FOUND THEN
 		RETURN QUERY SELECT 0, 0::bigint, 9::smallint;
 		RETURN;
 	END IF;
-	v_last := s.last_seq;
+	v_last := s.first_free;
 	-- Taken after the lock, so that publication times follow sequences.
 	v_now := clock_timestamp();
 	v_full := s.discard = 1 AND (s.max_msgs > 0 OR s.max_bytes > 0);
@@ -150,8 +156,7 @@ BEGIN
 		INSERT INTO {{S}}.messages (stream_id, seq, subject, payload, headers, published_at, size)
 		SELECT p_stream, v_last + u.o, u.subj, u.pay, u.hdr, v_now, u.sz
 		FROM unnest(p_subjects, p_payloads, p_headers, p_sizes) WITH ORDINALITY AS u(subj, pay, hdr, sz, o);
-		UPDATE {{S}}.streams SET last_seq = v_last + v_n WHERE id = p_stream;
-		RETURN QUERY SELECT g.o::int, v_last + g.o, 0::smallint FROM generate_series(1, v_n) AS g(o);
+		RETURN QUERY SELECT 0, v_last + 1, 10::smallint;
 		RETURN;
 	END IF;
 	IF v_full THEN
@@ -187,13 +192,29 @@ BEGIN
 		END IF;
 		o_seq := v_last; o_status := 0; RETURN NEXT;
 	END LOOP;
+	-- Give back the sequences of messages not stored.
 	UPDATE {{S}}.streams SET last_seq = v_last WHERE id = p_stream;
+END $$;
+
+-- notify tells the listeners of p_channel which streams got messages. The
+-- transaction commits without waiting for the WAL flush: a notification
+-- is worth nothing after a crash.
+CREATE FUNCTION {{S}}.notify(p_channel text, p_streams text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('synchronous_commit', 'off', true);
+	PERFORM pg_notify(p_channel, s) FROM unnest(p_streams) AS s;
 END $$;
 
 -- fetch hands out up to p_batch messages of consumer p_consumer: due
 -- redeliveries first, then new messages in stream order. When it hands out
 -- nothing it returns one row of NULLs whose o_due_in says in how many
 -- seconds the next redelivery falls due (NULL: none pending).
+--
+-- Sequences are gathered into arrays first and rows then looked up by
+-- them, so every statement is an index lookup of at most p_batch rows
+-- whatever the size of the stream and however stale the planner's
+-- statistics of these fast-changing tables.
 CREATE FUNCTION {{S}}.fetch(p_consumer bigint, p_batch int)
 RETURNS TABLE (o_seq bigint, o_subject text, o_payload bytea, o_headers bytea, o_published_at timestamptz,
 	o_delivery int, o_consumer_seq bigint, o_due_in float8)
@@ -206,9 +227,11 @@ DECLARE
 	v_room int;
 	v_pending int;
 	v_last bigint;
-	v_bound bigint;
-	v_first interval;
-	v_counted boolean := false;
+	v_lo bigint;
+	v_hi bigint;
+	v_due bigint[];
+	v_new bigint[];
+	v_scanned bigint;
 BEGIN
 	PERFORM set_config('synchronous_commit', 'off', true);
 	SELECT * INTO c FROM {{S}}.consumers WHERE id = p_consumer FOR UPDATE;
@@ -220,22 +243,24 @@ BEGIN
 			DELETE FROM {{S}}.deliveries d
 			WHERE d.consumer_id = p_consumer AND d.visible_at <= v_now AND d.delivery_count >= c.max_deliver;
 		END IF;
-		RETURN QUERY
-		WITH due AS (
-			SELECT d.seq FROM {{S}}.deliveries d
+		v_due := ARRAY(SELECT d.seq FROM {{S}}.deliveries d
 			WHERE d.consumer_id = p_consumer AND d.visible_at <= v_now
-			ORDER BY d.visible_at, d.seq LIMIT p_batch),
-		upd AS (
-			UPDATE {{S}}.deliveries d
-			SET delivery_count = d.delivery_count + 1, nakd = false,
-				visible_at = v_now + {{S}}.wait_for(c.ack_wait_ns, c.backoff_ns, d.delivery_count + 1)
-			FROM due WHERE d.consumer_id = p_consumer AND d.seq = due.seq
-			RETURNING d.seq, d.delivery_count)
-		SELECT m.seq, m.subject, m.payload, m.headers, m.published_at, upd.delivery_count,
-			c.delivered + row_number() OVER (ORDER BY m.seq), NULL::float8
-		FROM upd JOIN {{S}}.messages m ON m.stream_id = c.stream_id AND m.seq = upd.seq
-		ORDER BY m.seq;
-		GET DIAGNOSTICS v_got = ROW_COUNT;
+			ORDER BY d.visible_at, d.seq LIMIT p_batch);
+		IF cardinality(v_due) > 0 THEN
+			RETURN QUERY
+			WITH upd AS (
+				UPDATE {{S}}.deliveries d
+				SET delivery_count = d.delivery_count + 1, nakd = false,
+					visible_at = v_now + {{S}}.wait_for(c.ack_wait_ns, c.backoff_ns, d.delivery_count + 1)
+				WHERE d.consumer_id = p_consumer AND d.seq = ANY(v_due)
+				RETURNING d.seq, d.delivery_count)
+			SELECT m.seq, m.subject, m.payload, m.headers, m.published_at, upd.delivery_count,
+				c.delivered + row_number() OVER (ORDER BY m.seq), NULL::float8
+			FROM {{S}}.messages m JOIN upd ON upd.seq = m.seq
+			WHERE m.stream_id = c.stream_id AND m.seq = ANY(v_due)
+			ORDER BY m.seq;
+			GET DIAGNOSTICS v_got = ROW_COUNT;
+		END IF;
 	END IF;
 
 	v_room := p_batch - v_got;
@@ -245,37 +270,44 @@ BEGIN
 			LIMIT c.max_ack_pending) x;
 		v_room := least(v_room, c.max_ack_pending - v_pending);
 	END IF;
+	v_scanned := c.scanned_seq;
 	IF v_room > 0 THEN
 		-- last_seq is read before the messages, in an earlier snapshot:
 		-- every sequence up to it is committed and visible below.
 		SELECT s.last_seq INTO v_last FROM {{S}}.streams s WHERE s.id = c.stream_id;
-		IF v_last > c.scanned_seq THEN
-			v_bound := CASE WHEN c.filter_regex IS NULL THEN v_last ELSE least(v_last, c.scanned_seq + 10000) END;
-			v_first := {{S}}.wait_for(c.ack_wait_ns, c.backoff_ns, 1);
-			v_counted := true;
-			RETURN QUERY
-			WITH picked AS (
-				SELECT m.seq, m.subject, m.payload, m.headers, m.published_at FROM {{S}}.messages m
-				WHERE m.stream_id = c.stream_id AND m.seq > c.scanned_seq AND m.seq <= v_bound
+		v_lo := c.scanned_seq;
+		-- Windows of sequences, so that a scan never reads more than one
+		-- window, until messages are found or the stream's end is reached.
+		WHILE v_lo < v_last LOOP
+			v_hi := least(v_last, v_lo + CASE WHEN c.filter_regex IS NULL THEN v_room ELSE 10000 END);
+			v_new := ARRAY(SELECT m.seq FROM {{S}}.messages m
+				WHERE m.stream_id = c.stream_id AND m.seq > v_lo AND m.seq <= v_hi
 					AND (c.filter_regex IS NULL OR m.subject ~ c.filter_regex)
-				ORDER BY m.seq LIMIT v_room),
-			ins AS (
+				ORDER BY m.seq LIMIT v_room);
+			IF cardinality(v_new) >= v_room THEN
+				v_scanned := v_new[v_room];
+				EXIT;
+			END IF;
+			v_scanned := v_hi;
+			EXIT WHEN cardinality(v_new) > 0;
+			v_lo := v_hi;
+		END LOOP;
+		IF cardinality(v_new) > 0 THEN
+			IF c.ack_policy <> 1 THEN
 				INSERT INTO {{S}}.deliveries (consumer_id, seq, delivery_count, visible_at)
-				SELECT p_consumer, picked.seq, 1, v_now + v_first FROM picked WHERE c.ack_policy <> 1),
-			cur AS (
-				UPDATE {{S}}.consumers SET
-					scanned_seq = CASE WHEN (SELECT count(*) FROM picked) >= v_room
-						THEN (SELECT max(picked.seq) FROM picked) ELSE v_bound END,
-					delivered = c.delivered + v_got + (SELECT count(*) FROM picked)
-				WHERE id = p_consumer)
-			SELECT picked.seq, picked.subject, picked.payload, picked.headers, picked.published_at, 1,
-				c.delivered + v_got + row_number() OVER (ORDER BY picked.seq), NULL::float8
-			FROM picked ORDER BY picked.seq;
+				SELECT p_consumer, x, 1, v_now + {{S}}.wait_for(c.ack_wait_ns, c.backoff_ns, 1) FROM unnest(v_new) AS x;
+			END IF;
+			RETURN QUERY
+			SELECT m.seq, m.subject, m.payload, m.headers, m.published_at, 1,
+				c.delivered + v_got + row_number() OVER (ORDER BY m.seq), NULL::float8
+			FROM {{S}}.messages m
+			WHERE m.stream_id = c.stream_id AND m.seq = ANY(v_new)
+			ORDER BY m.seq;
 			GET DIAGNOSTICS v_n = ROW_COUNT;
 		END IF;
 	END IF;
-	IF v_got > 0 AND NOT v_counted THEN
-		UPDATE {{S}}.consumers SET delivered = c.delivered + v_got WHERE id = p_consumer;
+	IF v_got + v_n > 0 OR v_scanned <> c.scanned_seq THEN
+		UPDATE {{S}}.consumers SET scanned_seq = v_scanned, delivered = c.delivered + v_got + v_n WHERE id = p_consumer;
 	END IF;
 	IF v_got + v_n = 0 THEN
 		RETURN QUERY SELECT NULL::bigint, NULL::text, NULL::bytea, NULL::bytea, NULL::timestamptz, NULL::int, NULL::bigint,
@@ -291,25 +323,34 @@ END $$;
 CREATE FUNCTION {{S}}.settle(p_op smallint, p_consumers bigint[], p_seqs bigint[], p_counts int[], p_delay_ns bigint)
 RETURNS TABLE (o_consumer bigint, o_seq bigint)
 LANGUAGE plpgsql AS $$
+DECLARE
+	v_cids bigint[];
+	v_seqs bigint[];
 BEGIN
 	PERFORM set_config('synchronous_commit', 'off', true);
 	IF p_op = 0 OR p_op = 2 THEN
-		RETURN QUERY
-		WITH t AS (SELECT * FROM unnest(p_consumers, p_seqs, p_counts) AS t(cid, seq, cnt)),
-		del AS (
-			DELETE FROM {{S}}.deliveries d USING t
+		WITH del AS (
+			DELETE FROM {{S}}.deliveries d USING unnest(p_consumers, p_seqs, p_counts) AS t(cid, seq, cnt)
 			WHERE d.consumer_id = t.cid AND d.seq = t.seq AND d.delivery_count = t.cnt AND NOT d.nakd
-			RETURNING d.consumer_id, d.seq),
-		info AS (
-			SELECT del.consumer_id, del.seq, c.stream_id, c.ack_policy, s.retention
-			FROM del JOIN {{S}}.consumers c ON c.id = del.consumer_id JOIN {{S}}.streams s ON s.id = c.stream_id),
-		below AS (
-			DELETE FROM {{S}}.deliveries d USING info
-			WHERE p_op = 0 AND info.ack_policy = 2 AND d.consumer_id = info.consumer_id AND d.seq < info.seq),
-		wq AS (
+			RETURNING d.consumer_id, d.seq)
+		SELECT array_agg(del.consumer_id), array_agg(del.seq) INTO v_cids, v_seqs FROM del;
+		IF v_cids IS NULL THEN
+			RETURN;
+		END IF;
+		RETURN QUERY SELECT * FROM unnest(v_cids, v_seqs);
+		-- Only workqueue streams and ack all consumers need more.
+		IF EXISTS (SELECT 1 FROM {{S}}.consumers c JOIN {{S}}.streams s ON s.id = c.stream_id
+				WHERE c.id = ANY(v_cids) AND (s.retention = 2 OR (p_op = 0 AND c.ack_policy = 2))) THEN
+			WITH info AS (
+				SELECT t.cid, t.seq, c.stream_id, c.ack_policy, s.retention
+				FROM unnest(v_cids, v_seqs) AS t(cid, seq)
+				JOIN {{S}}.consumers c ON c.id = t.cid JOIN {{S}}.streams s ON s.id = c.stream_id),
+			below AS (
+				DELETE FROM {{S}}.deliveries d USING info
+				WHERE p_op = 0 AND info.ack_policy = 2 AND d.consumer_id = info.cid AND d.seq < info.seq)
 			DELETE FROM {{S}}.messages m USING info
-			WHERE info.retention = 2 AND m.stream_id = info.stream_id AND m.seq = info.seq)
-		SELECT del.consumer_id, del.seq FROM del;
+			WHERE info.retention = 2 AND m.stream_id = info.stream_id AND m.seq = info.seq;
+		END IF;
 	ELSIF p_op = 1 THEN
 		RETURN QUERY
 		UPDATE {{S}}.deliveries d SET nakd = true, visible_at = clock_timestamp() + {{S}}.ns(p_delay_ns)
