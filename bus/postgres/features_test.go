@@ -254,7 +254,6 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-
 // TestRetention covers limits trimmed in the background, discard new, the
 // workqueue and interest policies.
 func TestRetention(t *testing.T) {
