@@ -129,9 +129,12 @@ func newListener(b *Bus) *listener { return &listener{b: b} }
 func (l *listener) run() {
 	delay := listenRetry
 	for l.b.ctx.Err() == nil {
-		err := l.listen()
+		connected, err := l.listen()
 		if l.b.ctx.Err() != nil {
 			return
+		}
+		if connected {
+			delay = listenRetry
 		}
 		l.b.log.Warn("LISTEN connection lost; fetches poll until it is back", "error", err, "retry_in", delay)
 		select {
@@ -144,11 +147,12 @@ func (l *listener) run() {
 }
 
 // listen connects, listens and dispatches notifications until the
-// connection fails or the Bus closes.
-func (l *listener) listen() error {
+// connection fails or the Bus closes. connected reports whether it got as
+// far as listening.
+func (l *listener) listen() (connected bool, err error) {
 	conn, err := pgx.ConnectConfig(l.b.ctx, l.b.pool.Config().ConnConfig.Copy())
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -156,14 +160,14 @@ func (l *listener) listen() error {
 		_ = conn.Close(ctx)
 	}()
 	if _, err := conn.Exec(l.b.ctx, l.b.sql.listen); err != nil {
-		return err
+		return false, err
 	}
 	// Notifications sent while nobody listened are lost: look again.
 	l.b.waits.wakeAll()
 	for {
 		n, err := conn.WaitForNotification(l.b.ctx)
 		if err != nil {
-			return err
+			return true, err
 		}
 		l.b.waits.wake(n.Payload)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -257,7 +258,6 @@ type settleBatcher struct {
 	mu       sync.Mutex
 	pending  []*pendingAck
 	flushing bool
-	closed   bool
 	wg       sync.WaitGroup
 }
 
@@ -305,6 +305,9 @@ func (s *settleBatcher) add(p *pendingAck) {
 func (s *settleBatcher) close() { s.wg.Wait() }
 
 func (s *settleBatcher) drain() {
+	// Let acks made at the same moment (a batch settled by a worker pool)
+	// join the first statement.
+	runtime.Gosched()
 	for {
 		s.mu.Lock()
 		n := min(len(s.pending), maxAckBatch)
