@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -223,6 +224,9 @@ func (b *Bus) drain(id int64, q *publishQueue) {
 // drainOne publishes one transaction's worth of q's messages and reports
 // whether more wait; when none do, it ends q's flushing.
 func (b *Bus) drainOne(id int64, q *publishQueue) bool {
+	// Publishers released by the last commit come back at about the same
+	// time: let them join this transaction rather than the next.
+	runtime.Gosched()
 	{
 		q.mu.Lock()
 		n, bytes := 0, 0
