@@ -16,8 +16,8 @@
 // limits), pull delivery and every settlement by message and by token (ack,
 // nak with and without delay, term, in-progress, max deliveries), ack token
 // checking, per-subject order, subscriptions under concurrency and their
-// Stop, a broker restart under load, Close, and stream and consumer
-// management with its errors.
+// Stop, two buses sharing one durable consumer, a broker restart under
+// load, Close, and stream and consumer management with its errors.
 //
 // Every case is a parallel subtest with its own Env and its own uniquely
 // named streams, whose subjects no other case uses, so cases never see each
@@ -62,6 +62,10 @@ type Env struct {
 	// Restart stops the broker and starts it again on the same storage; the
 	// bus reconnects on its own. Nil when the backend cannot restart.
 	Restart func(t *testing.T)
+	// Connect returns another bus on the same broker, as another process
+	// of an application would have (its own connection); it registers its
+	// own cleanup with t. Nil makes the cases that need one use Bus twice.
+	Connect func(t *testing.T) bus.Bus
 }
 
 // Harness tells the suite how to run against one backend.
@@ -71,6 +75,10 @@ type Harness struct {
 	Storage bus.Storage
 	// New returns a fresh environment; it registers its own cleanup with t.
 	New func(t *testing.T) Env
+	// NewRestartable, when set, returns the environments of the cases that
+	// restart the broker, so that New may hand out environments that share
+	// one broker. Nil means New.
+	NewRestartable func(t *testing.T) Env
 }
 
 // Run runs every case of the suite against h, each as a parallel subtest.
@@ -122,6 +130,7 @@ func cases() []testCase {
 		{name: "UnconfirmedAcks", run: testUnconfirmedAcks},
 		{name: "Close", run: testClose},
 		{name: "Management", run: testManagement},
+		{name: "SharedConsumer", run: testSharedConsumer},
 	}
 }
 

@@ -73,6 +73,19 @@ func (s *suite) setup(t *testing.T, opts ...option) *fixture {
 	return s.addStream(t, env, opts...)
 }
 
+// setupRestartable is setup for a case that may restart the broker.
+func (s *suite) setupRestartable(t *testing.T, opts ...option) *fixture {
+	t.Helper()
+	if s.h.NewRestartable == nil || restartable(s.h) != "" {
+		return s.setup(t, opts...)
+	}
+	env := s.h.NewRestartable(t)
+	if env.Bus == nil {
+		t.Fatal("bustest: Harness.NewRestartable returned an Env with a nil Bus")
+	}
+	return s.addStream(t, env, opts...)
+}
+
 // sibling makes another stream and consumer on the same Env as f.
 func (f *fixture) sibling(t *testing.T, opts ...option) *fixture {
 	t.Helper()

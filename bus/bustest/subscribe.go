@@ -160,7 +160,7 @@ func testClose(t *testing.T, s *suite) {
 // and checks that no acked message comes back.
 func testUnconfirmedAcks(t *testing.T, s *suite) {
 	const total = 500
-	f := s.setup(t, withAckWait(shortAckWait))
+	f := s.setupRestartable(t, withAckWait(shortAckWait))
 	ctx := guard(t)
 	f.publish(t, "a", total)
 

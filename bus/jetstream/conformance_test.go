@@ -67,7 +67,23 @@ func conformanceEnv(t *testing.T, cfg embedded.Config) bustest.Env {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 
-	env := bustest.Env{Bus: b}
+	env := bustest.Env{Bus: b, Connect: func(t *testing.T) bus.Bus {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+		defer cancel()
+		nc, err := jetstream.Connect(ctx, jetstream.ConnectConfig{URLs: []string{srv.ClientURL()}, Name: t.Name() + "-second"},
+			nats.ReconnectWait(20*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := jetstream.New(nc, jetstream.WithOwnedConn())
+		if err != nil {
+			nc.Close()
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = other.Close() })
+		return other
+	}}
 	if !cfg.MemoryOnly {
 		env.Restart = func(t *testing.T) {
 			t.Helper()
