@@ -231,6 +231,9 @@ func (c *Client) ExecuteStep(ctx context.Context, handle string, in ExecuteInput
 	if !ok {
 		return nil, fmt.Errorf("wfplugin: ExecuteStep: %w: %q", ErrUnknownHandle, handle)
 	}
+	if c.local != nil && modeOf(info.contract) != modeStrict {
+		return c.executeLocal(ctx, handle, info, in)
+	}
 	req, err := c.executeRequest(handle, info, in)
 	if err != nil {
 		return nil, fmt.Errorf("wfplugin: ExecuteStep %q (%s): %w", info.name, info.typ, err)
@@ -242,7 +245,7 @@ func (c *Client) ExecuteStep(ctx context.Context, handle string, in ExecuteInput
 	if resp.GetError() != "" {
 		return nil, &RemoteError{Op: "ExecuteStep " + info.name, Message: resp.GetError()}
 	}
-	out, err := c.readOutput(info, resp)
+	out, err := c.readOutput(info, resp.GetTypedOutput(), FromStruct(resp.GetOutput()))
 	if err != nil {
 		return nil, fmt.Errorf("wfplugin: ExecuteStep %q (%s): output: %w", info.name, info.typ, err)
 	}
@@ -297,20 +300,20 @@ func (c *Client) executeRequest(handle string, info stepInfo, in ExecuteInput) (
 
 // readOutput reads the typed output when the contract names an output
 // message and is typed; STRICT_PROTO then requires it, mixed mode falls back
-// to the Struct.
-func (c *Client) readOutput(info stepInfo, resp *pluginv1.ExecuteStepResponse) (map[string]any, error) {
+// to the untyped output.
+func (c *Client) readOutput(info stepInfo, typed *anypb.Any, untyped map[string]any) (map[string]any, error) {
 	outMsg := info.contract.GetOutputMessage()
 	mode := modeOf(info.contract)
 	if outMsg == "" || mode == modeStruct {
-		return FromStruct(resp.GetOutput()), nil
+		return untyped, nil
 	}
-	if resp.GetTypedOutput() == nil {
+	if typed == nil {
 		if mode == modeStrict {
 			return nil, &decodeError{msg: outMsg, reason: "STRICT_PROTO step requires typed_output"}
 		}
-		return FromStruct(resp.GetOutput()), nil
+		return untyped, nil
 	}
-	return c.registry.DecodeOutput(outMsg, resp.GetTypedOutput())
+	return c.registry.DecodeOutput(outMsg, typed)
 }
 
 // CreateTrigger creates a trigger of type typ that fires workflowType (for
