@@ -47,5 +47,5 @@ func LaunchDirect(ctx context.Context, cfg DirectConfig, opts ...wfplugin.Launch
 		}
 	}
 	opts = append(opts, wfplugin.WithServeOptions(wfplugin.WithServeLogger(logger)))
-	return wfplugin.LaunchDirect(ctx, New(core, cfg.Version), opts...)
+	return wfplugin.LaunchDirect(ctx, New(core, cfg.Version, WithLogger(logger)), opts...)
 }

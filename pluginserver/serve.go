@@ -24,7 +24,7 @@ func Serve(version string, logger *slog.Logger, getenv func(string) string) erro
 	opts := eventbus.Options{Logger: logger, Getenv: getenv}
 	addr := getenv(MetricsAddrEnv)
 	if addr == "" {
-		return wfplugin.Serve(New(eventbus.New(opts), version), serveOpts...)
+		return wfplugin.Serve(New(eventbus.New(opts), version, WithLogger(logger)), serveOpts...)
 	}
 	reg := newRegistry()
 	opts.Metrics = NewMetrics(reg)
@@ -35,5 +35,5 @@ func Serve(version string, logger *slog.Logger, getenv func(string) string) erro
 		return err
 	}
 	defer stop()
-	return wfplugin.Serve(New(core, version), serveOpts...)
+	return wfplugin.Serve(New(core, version, WithLogger(logger)), serveOpts...)
 }
