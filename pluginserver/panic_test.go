@@ -214,4 +214,3 @@ func runPanicApp(t *testing.T, launch func(context.Context, wfplugin.Plugin, ...
 	}
 	return dead
 }
-

@@ -55,15 +55,15 @@ func IDSyncStep(mode string) string { return mode + ".sync_always.step" }
 const (
 	targetTriggerAt = 32
 
-	targetInPublish      = 0.5
-	targetInPublishN     = 0.8
-	targetInBatch        = 0.7
-	targetInTrigger      = 0.5 // of raw fetch+ack
-	targetInTriggerRate  = 50000
-	targetInP50          = 300 * time.Microsecond
-	targetInP99          = 2 * time.Millisecond
-	targetOutTrigger     = 0.7 // of the bare round trip
-	targetOutP99         = 5 * time.Millisecond
+	targetInPublish     = 0.5
+	targetInPublishN    = 0.8
+	targetInBatch       = 0.7
+	targetInTrigger     = 0.5 // of raw fetch+ack
+	targetInTriggerRate = 50000
+	targetInP50         = 300 * time.Microsecond
+	targetInP99         = 2 * time.Millisecond
+	targetOutTrigger    = 0.7 // of the bare round trip
+	targetOutP99        = 5 * time.Millisecond
 )
 
 // How the figures' descriptions name the modes.
