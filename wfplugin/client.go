@@ -391,7 +391,7 @@ func (c *Client) abort(ctx context.Context, cause error) error {
 		// go-plugin read its empty stdout.
 		exitErr = &ExitError{Plugin: c.name, Status: c.proc.exitStatus(), Stderr: c.tail.snapshot()}
 	}
-	if err := ctx.Err(); err != nil && !errors.Is(cause, err) {
+	if err := ctxEnded(ctx); err != nil && !errors.Is(cause, err) {
 		cause = fmt.Errorf("%w: %w", cause, err)
 	}
 	if !errors.Is(cause, ErrInvalidManifest) && !errors.Is(cause, ErrInvalidContracts) &&
@@ -402,6 +402,19 @@ func (c *Client) abort(ctx context.Context, cause error) error {
 		return fmt.Errorf("%w: %w", cause, exitErr)
 	}
 	return cause
+}
+
+// ctxEnded is ctx's error, or context.DeadlineExceeded once its deadline
+// has passed: go-plugin's start timeout, set to the same deadline, may fire
+// before ctx's own timer has marked it done.
+func ctxEnded(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // exitedOnItsOwn returns the plugin's ExitError if it has died, waiting a

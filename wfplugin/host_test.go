@@ -3,6 +3,7 @@ package wfplugin_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -782,11 +783,33 @@ func TestLaunchInProcess(t *testing.T) {
 // script writes an executable shell script into a fresh directory.
 func script(t *testing.T, body string) string {
 	t.Helper()
-	exe := filepath.Join(t.TempDir(), "not-a-plugin")
-	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"+body+"\n"), 0o700); err != nil {
-		t.Fatal(err)
+	exe, ok := scripts[body]
+	if !ok {
+		t.Fatalf("no script %q: add it to scriptBodies", body)
 	}
 	return exe
+}
+
+// scriptBodies are the shell scripts the tests launch in place of a
+// plugin. TestMain writes them before any test runs: an executable written
+// while another test forks can fail to start with "text file busy"
+// (golang.org/issue/22315).
+var scriptBodies = []string{"echo hello; sleep 60", "echo bye >&2; exit 2", "sleep 60"}
+
+// scripts maps each of scriptBodies to its executable; written by
+// writeScripts before the tests run, read-only afterwards.
+var scripts = map[string]string{}
+
+// writeScripts writes every script into dir.
+func writeScripts(dir string) error {
+	for i, body := range scriptBodies {
+		exe := filepath.Join(dir, fmt.Sprintf("not-a-plugin-%d", i))
+		if err := os.WriteFile(exe, []byte("#!/bin/sh\n"+body+"\n"), 0o700); err != nil {
+			return err
+		}
+		scripts[body] = exe
+	}
+	return nil
 }
 
 func TestLaunchFailsForWhatIsNotAPlugin(t *testing.T) {

@@ -42,7 +42,21 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(pluginModeEnv); mode != "" {
 		os.Exit(runTestPlugin(mode))
 	}
-	os.Exit(m.Run())
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "wfplugin-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := writeScripts(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
 }
 
 func runTestPlugin(mode string) int {
