@@ -57,8 +57,10 @@ func newRunCmd(d deps, g *globals) *cobra.Command {
 			"--out-of-process (or --plugin) it runs as a separate process instead, over\n" +
 			"the workflow engine's gRPC protocol, exactly as the engine runs it: the same\n" +
 			"app behaves the same either way, only slower over gRPC.\n\n" +
-			"The host runs its garbage collector at GOGC=400 unless GOGC is set; a\n" +
-			"plugin process runs Go's default.",
+			"The host runs its garbage collector at GOGC=400 unless GOGC is set: less\n" +
+			"CPU per message, more memory. In process that includes the plugin and its\n" +
+			"embedded broker (set GOGC=100 to trade the CPU back for memory); a plugin\n" +
+			"process runs Go's default.",
 		Args: withUsageErrors(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			hostgc.Set(d.lookupEnv)
