@@ -329,6 +329,7 @@ func TestLaunchRejectsInvalidOptions(t *testing.T) {
 		"handshake cookie": wfplugin.WithEnv(wfplugin.MagicCookieKey + "=x"),
 		"no stderr lines":  wfplugin.WithStderrLines(0),
 		"nil logger":       wfplugin.WithLogger(nil),
+		"no message size":  wfplugin.WithMaxMessageSize(0),
 	}
 	for name, opt := range tests {
 		t.Run(name, func(t *testing.T) {
