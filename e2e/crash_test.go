@@ -7,13 +7,28 @@ import (
 	"testing"
 )
 
-// TestPluginKilled kills the plugin process under a running app: the app
-// must exit non-zero, say that the plugin stopped with the plugin's last
-// stderr lines, and leave no process behind.
+// TestInProcessStartsNoProcess runs an app in the default mode: the plugin
+// runs inside the app's process, which starts no process of its own.
+func TestInProcessStartsNoProcess(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, repoPath(t, "examples/orders/app.yaml"), appConfig{mode: modes[0]})
+	if kids := children(t, a.pid()); len(kids) != 0 {
+		t.Fatalf("the app started processes %v; the plugin should run inside it", kids)
+	}
+	if _, err := a.log.waitFor(guard(t, startGuard), func(r record) bool {
+		return r.msg() == "running" && r.str("plugin_mode") == "in-process"
+	}); err != nil {
+		t.Fatalf("no running record with plugin_mode in-process: %v", err)
+	}
+}
+
+// TestPluginKilled kills the plugin process under an app that runs it out
+// of process: the app must exit non-zero, say that the plugin stopped with
+// the plugin's last stderr lines, and leave no process behind.
 func TestPluginKilled(t *testing.T) {
 	t.Parallel()
 	ctx := guard(t, testGuard)
-	a := startApp(t, repoPath(t, "examples/orders/app.yaml"), appConfig{})
+	a := startApp(t, repoPath(t, "examples/orders/app.yaml"), appConfig{mode: modes[1]})
 
 	plugins := children(t, a.pid())
 	if len(plugins) != 1 {

@@ -15,43 +15,45 @@ import (
 // enrich-order pipeline.
 func TestRunMetrics(t *testing.T) {
 	t.Parallel()
-	ctx := guard(t, testGuard)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	a := startApp(t, repoPath(t, "examples/orders/app.yaml"), appConfig{flags: []string{"--metrics-addr", addr}})
-	js := connect(t, a)
+	inEachMode(t, func(t *testing.T, m mode) {
+		ctx := guard(t, testGuard)
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		a := startApp(t, repoPath(t, "examples/orders/app.yaml"), appConfig{mode: m, flags: []string{"--metrics-addr", addr}})
+		js := connect(t, a)
 
-	publish(t, ctx, js, "orders.created", `{"id":"m-1","customer":"ada","items":["a"]}`)
-	readStream(t, ctx, js, "ORDERS", "orders.enriched", 1)
+		publish(t, ctx, js, "orders.created", `{"id":"m-1","customer":"ada","items":["a"]}`)
+		readStream(t, ctx, js, "ORDERS", "orders.enriched", 1)
 
-	url := "http://" + addr + "/metrics"
-	var last string
-	eventually(t, ctx, "a successful enrich-order run counted", func() (bool, string) {
-		body, err := scrape(ctx, url)
-		if err != nil {
-			return false, err.Error()
+		url := "http://" + addr + "/metrics"
+		var last string
+		eventually(t, ctx, "a successful enrich-order run counted", func() (bool, string) {
+			body, err := scrape(ctx, url)
+			if err != nil {
+				return false, err.Error()
+			}
+			last = body
+			v, ok := sample(body, "eventbus_pipeline_runs_total", map[string]string{"pipeline": "enrich-order", "outcome": "success"})
+			return ok && v >= 1, fmt.Sprintf("eventbus_pipeline_runs_total{pipeline=enrich-order,outcome=success} = %v (present: %v)", v, ok)
+		})
+		if v, ok := sample(last, "eventbus_pipeline_runs_total", map[string]string{"pipeline": "enrich-order", "outcome": "success"}); !ok || v != 1 {
+			t.Errorf("enrich-order successful runs = %v, want 1 (one order published)", v)
 		}
-		last = body
-		v, ok := sample(body, "eventbus_pipeline_runs_total", map[string]string{"pipeline": "enrich-order", "outcome": "success"})
-		return ok && v >= 1, fmt.Sprintf("eventbus_pipeline_runs_total{pipeline=enrich-order,outcome=success} = %v (present: %v)", v, ok)
-	})
-	if v, ok := sample(last, "eventbus_pipeline_runs_total", map[string]string{"pipeline": "enrich-order", "outcome": "success"}); !ok || v != 1 {
-		t.Errorf("enrich-order successful runs = %v, want 1 (one order published)", v)
-	}
-	if !strings.Contains(last, "# TYPE eventbus_pipeline_run_seconds histogram") {
-		t.Error("no eventbus_pipeline_run_seconds histogram")
-	}
-
-	// The plugin's own metrics are served on the same endpoint.
-	eventually(t, ctx, "the plugin's counts of the order", func() (bool, string) {
-		body, err := scrape(ctx, url)
-		if err != nil {
-			return false, err.Error()
+		if !strings.Contains(last, "# TYPE eventbus_pipeline_run_seconds histogram") {
+			t.Error("no eventbus_pipeline_run_seconds histogram")
 		}
-		published, okPub := unlabelled(body, "eventbus_messages_published_total")
-		acks, okAck := sample(body, "eventbus_messages_settled_total", map[string]string{"settlement": "ack"})
-		_, okPending := sample(body, "eventbus_consumer_pending_messages", map[string]string{"broker": "bus", "stream": "ORDERS", "consumer": "order-enricher"})
-		return okPub && published == 1 && okAck && acks == 2 && okPending,
-			fmt.Sprintf("published=%v (%v) acks=%v (%v) pending gauge present=%v", published, okPub, acks, okAck, okPending)
+
+		// The plugin's own metrics are served on the same endpoint.
+		eventually(t, ctx, "the plugin's counts of the order", func() (bool, string) {
+			body, err := scrape(ctx, url)
+			if err != nil {
+				return false, err.Error()
+			}
+			published, okPub := unlabelled(body, "eventbus_messages_published_total")
+			acks, okAck := sample(body, "eventbus_messages_settled_total", map[string]string{"settlement": "ack"})
+			_, okPending := sample(body, "eventbus_consumer_pending_messages", map[string]string{"broker": "bus", "stream": "ORDERS", "consumer": "order-enricher"})
+			return okPub && published == 1 && okAck && acks == 2 && okPending,
+				fmt.Sprintf("published=%v (%v) acks=%v (%v) pending gauge present=%v", published, okPub, acks, okAck, okPending)
+		})
 	})
 }
 

@@ -70,8 +70,36 @@ func baseEnv() []string {
 	return env
 }
 
+// mode is where `eventbus run` runs the plugin.
+type mode struct {
+	name  string
+	flags []string
+}
+
+// modes are both ways `eventbus run` runs the plugin: inside its own
+// process (the default) and as a separate process over gRPC, as the
+// workflow engine runs it. Every test of an app's behaviour runs in both,
+// from the same case, so the modes cannot drift apart.
+var modes = []mode{
+	{name: "in-process"},
+	{name: "out-of-process", flags: []string{"--out-of-process"}},
+}
+
+// inEachMode runs test once per mode, in parallel.
+func inEachMode(t *testing.T, test func(t *testing.T, m mode)) {
+	t.Helper()
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, m)
+		})
+	}
+}
+
 // appConfig says how to start an app.
 type appConfig struct {
+	// mode is where the plugin runs.
+	mode mode
 	// store is the embedded broker's store directory; "" is a new
 	// temporary one.
 	store string
@@ -110,7 +138,8 @@ func launchApp(t *testing.T, file string, c appConfig) *app {
 		c.store = t.TempDir()
 	}
 	port := freePort(t)
-	args := append([]string{"--log-format", "json", "run"}, c.flags...)
+	args := append([]string{"--log-format", "json", "run"}, c.mode.flags...)
+	args = append(args, c.flags...)
 	cmd := exec.Command(eventbusBin, append(args, file)...)
 	cmd.Env = append(baseEnv(),
 		"EVENTBUS_PORT="+strconv.Itoa(port),

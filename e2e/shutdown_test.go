@@ -16,59 +16,62 @@ import (
 // on the same store every task must have been reported exactly once.
 func TestShutdownWithRunsInFlight(t *testing.T) {
 	t.Parallel()
-	const tasks = 12
-	ctx := guard(t, testGuard)
-	file := repoPath(t, "e2e/testdata/slow/app.yaml")
-	cfg := appConfig{
-		flags: []string{"--shutdown-timeout", "30s"},
-		env:   []string{"SLOW_TASK_WAIT=2s"},
-	}
-	first := startApp(t, file, cfg)
-	js := connect(t, first)
-	for n := 1; n <= tasks; n++ {
-		publish(t, ctx, js, "tasks.new", fmt.Sprintf(`{"n":%d}`, n))
-	}
-	if _, err := first.log.waitFor(ctx, func(r record) bool { _, ev := taskEvent(r); return ev == "started" }); err != nil {
-		t.Fatalf("no task started: %v", err)
-	}
-	first.signal(t, syscall.SIGTERM)
-	if code := first.wait(t, ctx); code != 0 {
-		t.Fatalf("exit code after SIGTERM = %d, want 0", code)
-	}
-
-	// A run that started before the signal finished after it: the app let
-	// in-flight runs complete instead of abandoning them.
-	var inFlight []string
-	started := map[string]bool{}
-	signalled := false
-	for _, r := range first.log.records() {
-		task, ev := taskEvent(r)
-		switch {
-		case r.msg() == "shutting down":
-			signalled = true
-		case ev == "started" && !signalled:
-			started[task] = true
-		case ev == "finished" && signalled && started[task]:
-			inFlight = append(inFlight, task)
+	inEachMode(t, func(t *testing.T, m mode) {
+		const tasks = 12
+		ctx := guard(t, testGuard)
+		file := repoPath(t, "e2e/testdata/slow/app.yaml")
+		cfg := appConfig{
+			mode:  m,
+			flags: []string{"--shutdown-timeout", "30s"},
+			env:   []string{"SLOW_TASK_WAIT=2s"},
 		}
-	}
-	if !signalled || len(inFlight) == 0 {
-		t.Fatalf("no run started before SIGTERM and finished after it (shutting down logged: %v, started before: %d)", signalled, len(started))
-	}
-	t.Logf("finished during the shutdown: %s", strings.Join(inFlight, ", "))
-
-	cfg.store = first.store
-	second := startApp(t, file, cfg)
-	js = connect(t, second)
-	eventually(t, ctx, "every task processed", func() (bool, string) {
-		ok, state := settled(ctx, js, "TASKS", "task-worker")
-		n, err := streamMsgs(ctx, js, "DONE")
-		if err != nil {
-			return false, err.Error()
+		first := startApp(t, file, cfg)
+		js := connect(t, first)
+		for n := 1; n <= tasks; n++ {
+			publish(t, ctx, js, "tasks.new", fmt.Sprintf(`{"n":%d}`, n))
 		}
-		return ok && n >= tasks, state + "; done: " + strconv.FormatUint(n, 10)
+		if _, err := first.log.waitFor(ctx, func(r record) bool { _, ev := taskEvent(r); return ev == "started" }); err != nil {
+			t.Fatalf("no task started: %v", err)
+		}
+		first.signal(t, syscall.SIGTERM)
+		if code := first.wait(t, ctx); code != 0 {
+			t.Fatalf("exit code after SIGTERM = %d, want 0", code)
+		}
+
+		// A run that started before the signal finished after it: the app let
+		// in-flight runs complete instead of abandoning them.
+		var inFlight []string
+		started := map[string]bool{}
+		signalled := false
+		for _, r := range first.log.records() {
+			task, ev := taskEvent(r)
+			switch {
+			case r.msg() == "shutting down":
+				signalled = true
+			case ev == "started" && !signalled:
+				started[task] = true
+			case ev == "finished" && signalled && started[task]:
+				inFlight = append(inFlight, task)
+			}
+		}
+		if !signalled || len(inFlight) == 0 {
+			t.Fatalf("no run started before SIGTERM and finished after it (shutting down logged: %v, started before: %d)", signalled, len(started))
+		}
+		t.Logf("finished during the shutdown: %s", strings.Join(inFlight, ", "))
+
+		cfg.store = first.store
+		second := startApp(t, file, cfg)
+		js = connect(t, second)
+		eventually(t, ctx, "every task processed", func() (bool, string) {
+			ok, state := settled(ctx, js, "TASKS", "task-worker")
+			n, err := streamMsgs(ctx, js, "DONE")
+			if err != nil {
+				return false, err.Error()
+			}
+			return ok && n >= tasks, state + "; done: " + strconv.FormatUint(n, 10)
+		})
+		checkDoneOnce(t, ctx, js, tasks)
 	})
-	checkDoneOnce(t, ctx, js, tasks)
 }
 
 // TestShutdownTimeoutCancelsRuns stops the slow app while its runs would
@@ -76,54 +79,57 @@ func TestShutdownWithRunsInFlight(t *testing.T) {
 // after a restart on the same store every task is reported exactly once.
 func TestShutdownTimeoutCancelsRuns(t *testing.T) {
 	t.Parallel()
-	const tasks = 4 // the trigger's concurrency: all run at once
-	ctx := guard(t, testGuard)
-	file := repoPath(t, "e2e/testdata/slow/app.yaml")
-	first := startApp(t, file, appConfig{
-		flags: []string{"--shutdown-timeout", "1s"},
-		env:   []string{"SLOW_TASK_WAIT=1m"},
-	})
-	js := connect(t, first)
-	for n := 1; n <= tasks; n++ {
-		publish(t, ctx, js, "tasks.new", fmt.Sprintf(`{"n":%d}`, n))
-	}
-	started := map[string]bool{}
-	if _, err := first.log.waitFor(ctx, func(r record) bool {
-		if task, ev := taskEvent(r); ev == "started" {
-			started[task] = true
+	inEachMode(t, func(t *testing.T, m mode) {
+		const tasks = 4 // the trigger's concurrency: all run at once
+		ctx := guard(t, testGuard)
+		file := repoPath(t, "e2e/testdata/slow/app.yaml")
+		first := startApp(t, file, appConfig{
+			mode:  m,
+			flags: []string{"--shutdown-timeout", "1s"},
+			env:   []string{"SLOW_TASK_WAIT=1m"},
+		})
+		js := connect(t, first)
+		for n := 1; n <= tasks; n++ {
+			publish(t, ctx, js, "tasks.new", fmt.Sprintf(`{"n":%d}`, n))
 		}
-		return len(started) == tasks
-	}); err != nil {
-		t.Fatalf("%d of %d tasks started: %v", len(started), tasks, err)
-	}
-	first.signal(t, syscall.SIGTERM)
-	if code := first.wait(t, ctx); code != 0 {
-		t.Fatalf("exit code after SIGTERM = %d, want 0", code)
-	}
-	cancelled := 0
-	for _, r := range first.log.records() {
-		switch _, ev := taskEvent(r); {
-		case ev == "finished":
-			t.Errorf("%s: a run outlasted the shutdown timeout", r.msg())
-		case r.msg() == "pipeline failed" && r.str("outcome") == "canceled":
-			cancelled++
+		started := map[string]bool{}
+		if _, err := first.log.waitFor(ctx, func(r record) bool {
+			if task, ev := taskEvent(r); ev == "started" {
+				started[task] = true
+			}
+			return len(started) == tasks
+		}); err != nil {
+			t.Fatalf("%d of %d tasks started: %v", len(started), tasks, err)
 		}
-	}
-	if cancelled != tasks {
-		t.Errorf("%d runs cancelled by the shutdown, want %d", cancelled, tasks)
-	}
+		first.signal(t, syscall.SIGTERM)
+		if code := first.wait(t, ctx); code != 0 {
+			t.Fatalf("exit code after SIGTERM = %d, want 0", code)
+		}
+		cancelled := 0
+		for _, r := range first.log.records() {
+			switch _, ev := taskEvent(r); {
+			case ev == "finished":
+				t.Errorf("%s: a run outlasted the shutdown timeout", r.msg())
+			case r.msg() == "pipeline failed" && r.str("outcome") == "canceled":
+				cancelled++
+			}
+		}
+		if cancelled != tasks {
+			t.Errorf("%d runs cancelled by the shutdown, want %d", cancelled, tasks)
+		}
 
-	second := startApp(t, file, appConfig{store: first.store, env: []string{"SLOW_TASK_WAIT=100ms"}})
-	js = connect(t, second)
-	eventually(t, ctx, "every task processed", func() (bool, string) {
-		ok, state := settled(ctx, js, "TASKS", "task-worker")
-		n, err := streamMsgs(ctx, js, "DONE")
-		if err != nil {
-			return false, err.Error()
-		}
-		return ok && n >= tasks, state + "; done: " + strconv.FormatUint(n, 10)
+		second := startApp(t, file, appConfig{mode: m, store: first.store, env: []string{"SLOW_TASK_WAIT=100ms"}})
+		js = connect(t, second)
+		eventually(t, ctx, "every task processed", func() (bool, string) {
+			ok, state := settled(ctx, js, "TASKS", "task-worker")
+			n, err := streamMsgs(ctx, js, "DONE")
+			if err != nil {
+				return false, err.Error()
+			}
+			return ok && n >= tasks, state + "; done: " + strconv.FormatUint(n, 10)
+		})
+		checkDoneOnce(t, ctx, js, tasks)
 	})
-	checkDoneOnce(t, ctx, js, tasks)
 }
 
 // taskEvent reads a step.log record of the slow app, "task N started" or

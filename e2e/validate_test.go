@@ -15,6 +15,7 @@ func TestValidate(t *testing.T) {
 		"examples/orders/app.yaml",
 		"examples/work-queue/app.yaml",
 		"e2e/testdata/slow/app.yaml",
+		"e2e/testdata/big/app.yaml",
 	} {
 		t.Run(file, func(t *testing.T) {
 			t.Parallel()

@@ -8,13 +8,23 @@ import (
 )
 
 // Serve serves the eventbus plugin to the host that started this process.
-// getenv resolves broker URLs (EVENTBUS_<NAME>_URI, NATS_URL) and
-// EVENTBUS_METRICS_ADDR, where the plugin then serves Prometheus metrics.
+// getenv resolves broker URLs (EVENTBUS_<NAME>_URI, NATS_URL),
+// EVENTBUS_METRICS_ADDR, where the plugin then serves Prometheus metrics,
+// and EVENTBUS_MAX_MESSAGE_BYTES (MaxMessageEnv), which raises the largest
+// request the plugin accepts.
 func Serve(version string, logger *slog.Logger, getenv func(string) string) error {
+	serveOpts := []wfplugin.ServeOption{wfplugin.WithServeLogger(logger)}
+	n, err := maxRecv(getenv)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		serveOpts = append(serveOpts, wfplugin.WithMaxRecvMsgSize(n))
+	}
 	opts := eventbus.Options{Logger: logger, Getenv: getenv}
 	addr := getenv(MetricsAddrEnv)
 	if addr == "" {
-		return wfplugin.Serve(New(eventbus.New(opts), version), wfplugin.WithServeLogger(logger))
+		return wfplugin.Serve(New(eventbus.New(opts), version, WithLogger(logger)), serveOpts...)
 	}
 	reg := newRegistry()
 	opts.Metrics = NewMetrics(reg)
@@ -25,5 +35,5 @@ func Serve(version string, logger *slog.Logger, getenv func(string) string) erro
 		return err
 	}
 	defer stop()
-	return wfplugin.Serve(New(core, version), wfplugin.WithServeLogger(logger))
+	return wfplugin.Serve(New(core, version, WithLogger(logger)), serveOpts...)
 }

@@ -3,6 +3,9 @@ package pluginserver
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
 
 	"github.com/wfeventbus/eventbus/eventbus"
 	pluginv1 "github.com/wfeventbus/eventbus/gen/workflow/plugin/v1"
@@ -26,13 +29,31 @@ func Manifest(version string) wfplugin.Manifest {
 type Server struct {
 	core     *eventbus.Plugin
 	manifest wfplugin.Manifest
+	log      *slog.Logger
 }
 
 var _ wfplugin.Plugin = (*Server)(nil)
 
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets where a Server logs a panic it recovers (default:
+// nowhere).
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Server) {
+		if l != nil {
+			s.log = l
+		}
+	}
+}
+
 // New returns a Server for core that reports version in its manifest.
-func New(core *eventbus.Plugin, version string) *Server {
-	return &Server{core: core, manifest: Manifest(version)}
+func New(core *eventbus.Plugin, version string, opts ...Option) *Server {
+	s := &Server{core: core, manifest: Manifest(version), log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Manifest describes the plugin.
@@ -64,9 +85,18 @@ func (s *Server) CreateStep(ctx context.Context, spec wfplugin.StepSpec) (wfplug
 	return step{st}, nil
 }
 
-// CreateTrigger creates a trigger that fires cb's workflow.
+// CreateTrigger creates a trigger that fires cb's workflow. A panic on the
+// way to the host and back fails that run, as a failed pipeline does: the
+// message is nak'd, and dead-lettered on its last allowed delivery.
 func (s *Server) CreateTrigger(ctx context.Context, spec wfplugin.TriggerSpec, cb wfplugin.Callback) (wfplugin.Trigger, error) {
-	return s.core.CreateTrigger(ctx, spec.Type, spec.WorkflowType, spec.ConfigMap(), func(ctx context.Context, data map[string]any) error {
+	return s.core.CreateTrigger(ctx, spec.Type, spec.WorkflowType, spec.ConfigMap(), func(ctx context.Context, data map[string]any) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				op := "TriggerWorkflow " + cb.WorkflowType()
+				s.log.Error("panic in plugin code", "op", op, "panic", r, "stack", string(debug.Stack()))
+				err = fmt.Errorf("%w: %s: %v", wfplugin.ErrPanic, op, r)
+			}
+		}()
 		return hostError(cb.TriggerWorkflow(ctx, data))
 	})
 }

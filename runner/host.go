@@ -8,8 +8,9 @@ import (
 	"github.com/wfeventbus/eventbus/wfplugin"
 )
 
-// FromClient adapts a plugin launched with wfplugin.Launch (or
-// LaunchInProcess) to Plugin. Launch the client with
+// FromClient adapts a plugin launched with wfplugin.Launch, LaunchInProcess
+// or LaunchDirect (the plugin in this process, called without gRPC) to
+// Plugin. Launch the client with
 // wfplugin.WithWorkflowHandler(fw.TriggerWorkflow) for a Forwarder fw,
 // and Attach the Runner to fw once New has built it.
 func FromClient(c *wfplugin.Client) Plugin { return clientPlugin{c} }

@@ -146,7 +146,13 @@ pipelines:
 
 func TestRealPlugin(t *testing.T) {
 	t.Parallel()
+	// The plugin in this process called directly (as eventbus run runs it
+	// by default), in this process over gRPC, and in a process of its own
+	// (as the engine runs it).
 	launchers := map[string]func(ctx context.Context, opts ...wfplugin.LaunchOption) (*wfplugin.Client, error){
+		"direct": func(ctx context.Context, opts ...wfplugin.LaunchOption) (*wfplugin.Client, error) {
+			return wfplugin.LaunchDirect(ctx, testPlugin{}, opts...)
+		},
 		"in-process": func(ctx context.Context, opts ...wfplugin.LaunchOption) (*wfplugin.Client, error) {
 			return wfplugin.LaunchInProcess(ctx, testPlugin{}, opts...)
 		},

@@ -36,14 +36,22 @@ type callbackServer struct {
 }
 
 func (s *callbackServer) TriggerWorkflow(ctx context.Context, req *pluginv1.TriggerWorkflowRequest) (*pluginv1.ErrorResponse, error) {
+	return &pluginv1.ErrorResponse{Error: s.runWorkflow(ctx, req.GetTriggerType(), req.GetAction(), FromStruct(req.GetData()))}, nil
+}
+
+// runWorkflow runs the workflow handler, recovering a panic, and returns
+// the text of its failure ("" when it succeeded).
+func (s *callbackServer) runWorkflow(ctx context.Context, workflowType, action string, data map[string]any) string {
 	if s.workflow == nil {
-		return &pluginv1.ErrorResponse{Error: "no handler found for workflow type: " + req.GetTriggerType()}, nil
+		return "no handler found for workflow type: " + workflowType
 	}
-	data := FromStruct(req.GetData())
-	err := safely(s.log, "TriggerWorkflow "+req.GetTriggerType(), func() error {
-		return s.workflow(ctx, req.GetTriggerType(), req.GetAction(), data)
+	err := safely(s.log, "TriggerWorkflow", workflowType, func() error {
+		return s.workflow(ctx, workflowType, action, data)
 	})
-	return errorResponse(err), nil
+	if err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 func (s *callbackServer) GetService(context.Context, *pluginv1.GetServiceRequest) (*pluginv1.GetServiceResponse, error) {
@@ -53,7 +61,7 @@ func (s *callbackServer) GetService(context.Context, *pluginv1.GetServiceRequest
 func (s *callbackServer) Log(ctx context.Context, req *pluginv1.LogRequest) (*emptypb.Empty, error) {
 	fields := FromStruct(req.GetFields())
 	if s.logs != nil {
-		_ = safely(s.log, "Log", func() error {
+		_ = safely(s.log, "Log", "", func() error {
 			s.logs(ctx, req.GetLevel(), req.GetMessage(), fields)
 			return nil
 		})
@@ -97,6 +105,8 @@ func levelOf(level string) slog.Level {
 type hostPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	callbacks *callbackServer
+	// maxRecv is the callback server's receive limit; 0 keeps gRPC's.
+	maxRecv int
 
 	wg sync.WaitGroup
 }
@@ -116,10 +126,15 @@ func (h *hostPlugin) GRPCClient(_ context.Context, b *plugin.GRPCBroker, cc *grp
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
-		// The callback server keeps gRPC's default 4 MiB receive limit, as
-		// the engine's does, so oversized trigger data fails here too.
+		// Unless WithMaxMessageSize raises it, the callback server keeps
+		// gRPC's default 4 MiB receive limit, as the engine's does, so
+		// oversized trigger data fails here too.
 		b.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
-			s := grpc.NewServer(append(opts, serverTuning()...)...)
+			opts = append(opts, serverTuning()...)
+			if h.maxRecv > 0 {
+				opts = append(opts, grpc.MaxRecvMsgSize(h.maxRecv))
+			}
+			s := grpc.NewServer(opts...)
 			pluginv1.RegisterEngineCallbackServiceServer(s, h.callbacks)
 			return s
 		})

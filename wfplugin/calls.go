@@ -233,6 +233,9 @@ func (c *Client) ExecuteStep(ctx context.Context, handle string, in ExecuteInput
 	if !ok {
 		return nil, fmt.Errorf("wfplugin: ExecuteStep: %w: %q", ErrUnknownHandle, handle)
 	}
+	if c.local != nil && modeOf(info.contract) != modeStrict {
+		return c.executeLocal(ctx, handle, info, in)
+	}
 	req, err := c.executeRequest(handle, info, in)
 	if err != nil {
 		return nil, err
@@ -244,7 +247,7 @@ func (c *Client) ExecuteStep(ctx context.Context, handle string, in ExecuteInput
 	if resp.GetError() != "" {
 		return nil, &StepExecError{Text: "remote step execute: " + resp.GetError(), Err: &RemoteError{Op: "ExecuteStep " + info.name, Message: resp.GetError()}}
 	}
-	out, err := c.readOutput(info, resp)
+	out, err := c.readOutput(info, resp.GetTypedOutput(), FromStruct(resp.GetOutput()))
 	if err != nil {
 		return nil, err
 	}
@@ -305,21 +308,21 @@ func (c *Client) executeRequest(handle string, info stepInfo, in ExecuteInput) (
 
 // readOutput reads the typed output when the contract names an output
 // message and is typed; STRICT_PROTO then requires it, mixed mode falls back
-// to the Struct.
-func (c *Client) readOutput(info stepInfo, resp *pluginv1.ExecuteStepResponse) (map[string]any, error) {
+// to the untyped output.
+func (c *Client) readOutput(info stepInfo, typed *anypb.Any, untyped map[string]any) (map[string]any, error) {
 	outMsg := info.contract.GetOutputMessage()
 	mode := modeOf(info.contract)
 	if outMsg == "" || mode == modeStruct {
-		return FromStruct(resp.GetOutput()), nil
+		return untyped, nil
 	}
-	if resp.GetTypedOutput() == nil {
+	if typed == nil {
 		if mode == modeStrict {
 			err := &decodeError{msg: outMsg, reason: "STRICT_PROTO step requires typed_output"}
 			return nil, &StepExecError{Text: fmt.Sprintf("remote step %q STRICT_PROTO output message %q requires typed_output", info.name, outMsg), Err: err}
 		}
-		return FromStruct(resp.GetOutput()), nil
+		return untyped, nil
 	}
-	out, err := c.registry.DecodeOutput(outMsg, resp.GetTypedOutput())
+	out, err := c.registry.DecodeOutput(outMsg, typed)
 	if err != nil {
 		return nil, &StepExecError{Text: fmt.Sprintf("remote step %q decode typed output: %v", info.name, err), Err: err}
 	}

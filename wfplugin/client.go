@@ -50,6 +50,7 @@ type launchConfig struct {
 	stderrLines int
 	name        string
 	serveOpts   []ServeOption
+	maxMessage  int
 }
 
 // WithLogger sets the host's logger; the plugin's stderr lines are logged
@@ -141,6 +142,31 @@ func WithServeOptions(opts ...ServeOption) LaunchOption {
 	}
 }
 
+// WithMaxMessageSize sets the largest message, in bytes, the host's side
+// of the connection receives: the plugin's answers (a step's output) and
+// the requests of its callbacks (a trigger's data). Without it both keep
+// gRPC's default of 4 MiB, which is also the engine's; the plugin's own
+// limit on what it receives is set where it is served (WithMaxRecvMsgSize).
+// LaunchDirect ignores it: nothing is sent.
+func WithMaxMessageSize(n int) LaunchOption {
+	return func(c *launchConfig) error {
+		if n <= 0 {
+			return fmt.Errorf("%w: WithMaxMessageSize: %d is not positive", ErrInvalidOption, n)
+		}
+		c.maxMessage = n
+		return nil
+	}
+}
+
+// dialOptions are the options of the host's connection to the plugin.
+func (c *launchConfig) dialOptions() []grpc.DialOption {
+	opts := dialTuning()
+	if c.maxMessage > 0 {
+		opts = append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.maxMessage), grpc.MaxCallSendMsgSize(c.maxMessage)))
+	}
+	return opts
+}
+
 func newLaunchConfig(opts []LaunchOption) (*launchConfig, error) {
 	c := &launchConfig{stderrLines: DefaultStderrLines}
 	for _, o := range opts {
@@ -167,6 +193,7 @@ type Client struct {
 
 	proc    *process      // nil when in-process
 	inproc  *inProcess    // nil when a separate process
+	local   *localConn    // set for LaunchDirect
 	tail    *stderrTail   // the plugin's last stderr lines
 	writers []*lineWriter // flushed when the process ends
 	exited  chan struct{} // closed once the plugin has ended and exitErr is set
@@ -255,7 +282,7 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Client, er
 			return p, nil
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		GRPCDialOptions:  dialTuning(),
+		GRPCDialOptions:  cfg.dialOptions(),
 		Logger:           quietHCLog(),
 		StartTimeout:     startTimeout(ctx),
 		Stderr:           c.writers[0],
@@ -306,7 +333,7 @@ func newClient(cfg *launchConfig) *Client {
 		triggers: make(map[string]triggerInfo),
 	}
 	c.writers = []*lineWriter{c.tail.writer("stderr"), c.tail.writer("stdio")}
-	c.host = &hostPlugin{callbacks: &callbackServer{log: log, workflow: cfg.workflow, logs: cfg.logs}}
+	c.host = &hostPlugin{callbacks: &callbackServer{log: log, workflow: cfg.workflow, logs: cfg.logs}, maxRecv: cfg.maxMessage}
 	return c
 }
 
@@ -364,7 +391,7 @@ func (c *Client) abort(ctx context.Context, cause error) error {
 		// go-plugin read its empty stdout.
 		exitErr = &ExitError{Plugin: c.name, Status: c.proc.exitStatus(), Stderr: c.tail.snapshot()}
 	}
-	if err := ctx.Err(); err != nil && !errors.Is(cause, err) {
+	if err := ctxEnded(ctx); err != nil && !errors.Is(cause, err) {
 		cause = fmt.Errorf("%w: %w", cause, err)
 	}
 	if !errors.Is(cause, ErrInvalidManifest) && !errors.Is(cause, ErrInvalidContracts) &&
@@ -375,6 +402,19 @@ func (c *Client) abort(ctx context.Context, cause error) error {
 		return fmt.Errorf("%w: %w", cause, exitErr)
 	}
 	return cause
+}
+
+// ctxEnded is ctx's error, or context.DeadlineExceeded once its deadline
+// has passed: go-plugin's start timeout, set to the same deadline, may fire
+// before ctx's own timer has marked it done.
+func ctxEnded(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // exitedOnItsOwn returns the plugin's ExitError if it has died, waiting a
@@ -517,11 +557,15 @@ func (c *Client) Close(ctx context.Context) error {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		if c.inproc != nil {
+		switch {
+		case c.local != nil:
+			c.local.close()
+			close(c.exited)
+		case c.inproc != nil:
 			c.inproc.stop(c.pc)
-			return
+		default:
+			c.pc.Kill()
 		}
-		c.pc.Kill()
 	}()
 	select {
 	case <-stopped:

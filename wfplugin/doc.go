@@ -45,7 +45,16 @@
 //
 // Close shuts the plugin down and never leaves its process behind; Done,
 // Err and StderrTail report a plugin that died, with its last stderr
-// lines. LaunchInProcess serves a Plugin inside the test process instead.
+// lines. LaunchInProcess serves a Plugin inside the test process instead,
+// still over gRPC.
+//
+// # Driving a plugin in the host's process
+//
+// LaunchDirect returns the same Client for a Plugin in the host's own
+// process, called directly: no socket, no gRPC, and no protobuf on the
+// calls made per message (ExecuteStep, a trigger's TriggerWorkflow). The
+// rest of the Client and of the serving side is the code the wire runs,
+// so a host gets the same answers, errors and recovered panics in both.
 //
 // The package knows nothing of any particular plugin: it depends only on
 // go-plugin, gRPC, protobuf and the generated protocol package.

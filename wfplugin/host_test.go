@@ -3,6 +3,7 @@ package wfplugin_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -77,6 +78,42 @@ func closeClient(t *testing.T, c *wfplugin.Client) {
 	}
 }
 
+// transports are the ways a host reaches the test plugin: its own process
+// over gRPC, as the engine does, and this process by direct calls
+// (LaunchDirect). Tests of what a host sees run over both.
+var transports = []string{"process", "direct"}
+
+// launchVia starts the test plugin over transport and closes it when the
+// test ends.
+func launchVia(t *testing.T, transport, mode string, opts ...wfplugin.LaunchOption) *wfplugin.Client {
+	t.Helper()
+	if transport == "process" {
+		return launch(t, mode, opts...)
+	}
+	p := newTestPlugin(mode, os.Stderr)
+	c, err := wfplugin.LaunchDirect(ctxOf(t), p, append([]wfplugin.LaunchOption{wfplugin.WithLogger(testLogger())}, opts...)...)
+	if err != nil {
+		t.Fatalf("LaunchDirect: %v", err)
+	}
+	t.Cleanup(func() { closeClient(t, c) })
+	return c
+}
+
+// overEachTransport runs test once per transport, in parallel, with a
+// launcher of the test plugin over that transport.
+func overEachTransport(t *testing.T, test func(t *testing.T, launch func(t *testing.T, opts ...wfplugin.LaunchOption) *wfplugin.Client)) {
+	t.Helper()
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			test(t, func(t *testing.T, opts ...wfplugin.LaunchOption) *wfplugin.Client {
+				t.Helper()
+				return launchVia(t, tr, modeServe, opts...)
+			})
+		})
+	}
+}
+
 func ctxOf(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
 	t.Cleanup(cancel)
@@ -141,7 +178,7 @@ func TestLaunchReadsManifestTypesAndContracts(t *testing.T) {
 	if got, want := c.ModuleTypes(), []string{"test.module"}; !slices.Equal(got, want) {
 		t.Errorf("ModuleTypes() = %v, want %v", got, want)
 	}
-	wantSteps := []string{"step.test.calls", "step.test.crash", "step.test.echo", "step.test.panic", "step.test.settle", "step.test.strict"}
+	wantSteps := []string{"step.test.calls", "step.test.crash", "step.test.echo", "step.test.output", "step.test.panic", "step.test.settle", "step.test.strict"}
 	if got := c.StepTypes(); !slices.Equal(got, wantSteps) {
 		t.Errorf("StepTypes() = %v, want %v (sorted)", got, wantSteps)
 	}
@@ -159,28 +196,30 @@ func TestLaunchReadsManifestTypesAndContracts(t *testing.T) {
 
 func TestContractRegistryResolvesFromTheSetAlone(t *testing.T) {
 	t.Parallel()
-	c := launch(t, modeServe)
-	reg := c.Contracts()
-	named := 0
-	for _, ct := range reg.Contracts() {
-		for _, name := range []string{ct.GetConfigMessage(), ct.GetInputMessage(), ct.GetOutputMessage()} {
-			if name == "" {
-				continue
-			}
-			named++
-			d, err := reg.Files().FindDescriptorByName(protoreflect.FullName(name))
-			if err != nil {
-				t.Errorf("%s does not resolve from the plugin's set: %v", name, err)
-				continue
-			}
-			if _, ok := d.(protoreflect.MessageDescriptor); !ok {
-				t.Errorf("%s is a %T, not a message", name, d)
+	overEachTransport(t, func(t *testing.T, launch func(t *testing.T, opts ...wfplugin.LaunchOption) *wfplugin.Client) {
+		c := launch(t)
+		reg := c.Contracts()
+		named := 0
+		for _, ct := range reg.Contracts() {
+			for _, name := range []string{ct.GetConfigMessage(), ct.GetInputMessage(), ct.GetOutputMessage()} {
+				if name == "" {
+					continue
+				}
+				named++
+				d, err := reg.Files().FindDescriptorByName(protoreflect.FullName(name))
+				if err != nil {
+					t.Errorf("%s does not resolve from the plugin's set: %v", name, err)
+					continue
+				}
+				if _, ok := d.(protoreflect.MessageDescriptor); !ok {
+					t.Errorf("%s is a %T, not a message", name, d)
+				}
 			}
 		}
-	}
-	if named == 0 {
-		t.Fatal("the test plugin names no messages")
-	}
+		if named == 0 {
+			t.Fatal("the test plugin names no messages")
+		}
+	})
 }
 
 func TestLaunchRejectsWhatTheEngineRejects(t *testing.T) {
@@ -291,6 +330,7 @@ func TestLaunchRejectsInvalidOptions(t *testing.T) {
 		"handshake cookie": wfplugin.WithEnv(wfplugin.MagicCookieKey + "=x"),
 		"no stderr lines":  wfplugin.WithStderrLines(0),
 		"nil logger":       wfplugin.WithLogger(nil),
+		"no message size":  wfplugin.WithMaxMessageSize(0),
 	}
 	for name, opt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -305,222 +345,237 @@ func TestLaunchRejectsInvalidOptions(t *testing.T) {
 
 func TestModuleLifecycleWithStrictTypedConfig(t *testing.T) {
 	t.Parallel()
-	c := launch(t, modeServe)
-	ctx := ctxOf(t)
-	h, err := c.CreateModule(ctx, "test.module", "orders", map[string]any{
-		"name":         "ORDERS",
-		"subjects":     []any{"orders.>"},
-		"num_replicas": "3",
-		"max_age":      "3600s",
-		"_config_dir":  "/etc/app",
-	})
-	if err != nil {
-		t.Fatalf("CreateModule: %v", err)
-	}
-	for _, step := range []func(context.Context, string) error{c.InitModule, c.StartModule} {
-		if err := step(ctx, h); err != nil {
+	overEachTransport(t, func(t *testing.T, launch func(t *testing.T, opts ...wfplugin.LaunchOption) *wfplugin.Client) {
+		c := launch(t)
+		ctx := ctxOf(t)
+		h, err := c.CreateModule(ctx, "test.module", "orders", map[string]any{
+			"name":         "ORDERS",
+			"subjects":     []any{"orders.>"},
+			"num_replicas": "3",
+			"max_age":      "3600s",
+			"_config_dir":  "/etc/app",
+		})
+		if err != nil {
+			t.Fatalf("CreateModule: %v", err)
+		}
+		for _, step := range []func(context.Context, string) error{c.InitModule, c.StartModule} {
+			if err := step(ctx, h); err != nil {
+				t.Fatal(err)
+			}
+		}
+		modules := report(t, c)["modules"].([]any)
+		want := map[string]any{
+			"name": "orders", "stream": "ORDERS", "num_replicas": 3.0, "had_struct": false,
+			"inited": true, "started": true, "ctx_alive": true, "stopped": false,
+		}
+		if len(modules) != 1 || !reflect.DeepEqual(modules[0], want) {
+			t.Fatalf("modules = %v, want [%v]", modules, want)
+		}
+		if err := c.StopModule(ctx, h); err != nil {
 			t.Fatal(err)
 		}
-	}
-	modules := report(t, c)["modules"].([]any)
-	want := map[string]any{
-		"name": "orders", "stream": "ORDERS", "num_replicas": 3.0, "had_struct": false,
-		"inited": true, "started": true, "ctx_alive": true, "stopped": false,
-	}
-	if len(modules) != 1 || !reflect.DeepEqual(modules[0], want) {
-		t.Fatalf("modules = %v, want [%v]", modules, want)
-	}
-	if err := c.StopModule(ctx, h); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.StopModule(ctx, h); err != nil {
-		t.Fatalf("second StopModule: %v", err)
-	}
-	if got := report(t, c)["modules"].([]any)[0].(map[string]any); got["stopped"] != true || got["ctx_alive"] != false {
-		t.Fatalf("after StopModule: %v, want stopped and its Start context ended", got)
-	}
+		if err := c.StopModule(ctx, h); err != nil {
+			t.Fatalf("second StopModule: %v", err)
+		}
+		if got := report(t, c)["modules"].([]any)[0].(map[string]any); got["stopped"] != true || got["ctx_alive"] != false {
+			t.Fatalf("after StopModule: %v, want stopped and its Start context ended", got)
+		}
+	})
 }
 
 func TestCreateRejectsUnknownFieldNamingIt(t *testing.T) {
 	t.Parallel()
-	c := launch(t, modeServe)
-	ctx := ctxOf(t)
-	tests := []struct {
-		name   string
-		create func() error
-	}{
-		{"strict module", func() error {
-			_, err := c.CreateModule(ctx, "test.module", "m", map[string]any{"nmae": "X"})
-			return err
-		}},
-		{"strict step", func() error {
-			_, err := c.CreateStep(ctx, "step.test.strict", "s", map[string]any{"ack_token": "t", "bogus": 1})
-			return err
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.create()
-			var enc *wfplugin.EncodeError
-			if !errors.As(err, &enc) || !errors.Is(err, wfplugin.ErrEncode) {
-				t.Fatalf("create: %v, want an *EncodeError", err)
-			}
-			if enc.Field != "nmae" && enc.Field != "bogus" {
-				t.Fatalf("EncodeError.Field = %q", enc.Field)
-			}
-		})
-	}
+	overEachTransport(t, func(t *testing.T, launch func(t *testing.T, opts ...wfplugin.LaunchOption) *wfplugin.Client) {
+		c := launch(t)
+		ctx := ctxOf(t)
+		tests := []struct {
+			name   string
+			create func() error
+		}{
+			{"strict module", func() error {
+				_, err := c.CreateModule(ctx, "test.module", "m", map[string]any{"nmae": "X"})
+				return err
+			}},
+			{"strict step", func() error {
+				_, err := c.CreateStep(ctx, "step.test.strict", "s", map[string]any{"ack_token": "t", "bogus": 1})
+				return err
+			}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				err := tt.create()
+				var enc *wfplugin.EncodeError
+				if !errors.As(err, &enc) || !errors.Is(err, wfplugin.ErrEncode) {
+					t.Fatalf("create: %v, want an *EncodeError", err)
+				}
+				if enc.Field != "nmae" && enc.Field != "bogus" {
+					t.Fatalf("EncodeError.Field = %q", enc.Field)
+				}
+			})
+		}
+	})
 }
 
 func TestExecuteStepMixedContract(t *testing.T) {
 	t.Parallel()
-	c := launch(t, modeServe)
-	// A template in a duration field does not encode at Create, so mixed
-	// mode sends the Struct alone; at run time the resolved config encodes.
-	raw := map[string]any{"ack_token": "{{ .ack_token }}", "delay": "{{ .delay }}"}
-	out := runStep(t, c, "step.test.settle", raw, wfplugin.ExecuteInput{
-		Current: map[string]any{"ack_token": "tok-current", "subject": "orders.1", "n": 2},
-		Config:  map[string]any{"ack_token": "tok-config", "delay": "1.5s", "_config_dir": "/etc/app"},
-	}).Output
-	want := map[string]any{
-		"created_struct":  true,
-		"created_typed":   false,
-		"created_config":  raw,
-		"has_config":      true,
-		"has_current":     true,
-		"typed_config":    true,
-		"typed_input":     true,
-		"config":          map[string]any{"ack_token": "tok-config", "delay": "1.5s", "_config_dir": "/etc/app"},
-		"cfg_ack_token":   "tok-config",
-		"cfg_delay":       "1.5s",
-		"config_type_url": "type.googleapis.com/eventbus.v1.SettleStepConfig",
-		"input_ack_token": "tok-current",
-	}
-	if !reflect.DeepEqual(out, want) {
-		t.Fatalf("output:\n got %v\nwant %v", out, want)
-	}
+	overEachTransport(t, func(t *testing.T, launch func(t *testing.T, opts ...wfplugin.LaunchOption) *wfplugin.Client) {
+		c := launch(t)
+		// A template in a duration field does not encode at Create, so mixed
+		// mode sends the Struct alone; at run time the resolved config encodes.
+		raw := map[string]any{"ack_token": "{{ .ack_token }}", "delay": "{{ .delay }}"}
+		out := runStep(t, c, "step.test.settle", raw, wfplugin.ExecuteInput{
+			Current: map[string]any{"ack_token": "tok-current", "subject": "orders.1", "n": 2},
+			Config:  map[string]any{"ack_token": "tok-config", "delay": "1.5s", "_config_dir": "/etc/app"},
+		}).Output
+		want := map[string]any{
+			"created_struct":  true,
+			"created_typed":   false,
+			"created_config":  raw,
+			"has_config":      true,
+			"has_current":     true,
+			"typed_config":    true,
+			"typed_input":     true,
+			"config":          map[string]any{"ack_token": "tok-config", "delay": "1.5s", "_config_dir": "/etc/app"},
+			"cfg_ack_token":   "tok-config",
+			"cfg_delay":       "1.5s",
+			"config_type_url": "type.googleapis.com/eventbus.v1.SettleStepConfig",
+			"input_ack_token": "tok-current",
+		}
+		if !reflect.DeepEqual(out, want) {
+			t.Fatalf("output:\n got %v\nwant %v", out, want)
+		}
 
-	// When the resolved config does not encode, the typed pair is left out.
-	out = runStep(t, c, "step.test.settle", raw, wfplugin.ExecuteInput{
-		Current: map[string]any{"ack_token": "tok"},
-		Config:  map[string]any{"delay": "soon"},
-	}).Output
-	if out["typed_config"] != false || out["typed_input"] != false || out["has_config"] != true {
-		t.Fatalf("with an unencodable config: %v, want Structs only", out)
-	}
+		// When the resolved config does not encode, the typed pair is left out.
+		out = runStep(t, c, "step.test.settle", raw, wfplugin.ExecuteInput{
+			Current: map[string]any{"ack_token": "tok"},
+			Config:  map[string]any{"delay": "soon"},
+		}).Output
+		if out["typed_config"] != false || out["typed_input"] != false || out["has_config"] != true {
+			t.Fatalf("with an unencodable config: %v, want Structs only", out)
+		}
+	})
 }
 
 func TestExecuteStepStrictContract(t *testing.T) {
 	t.Parallel()
-	c := launch(t, modeServe)
-	out := runStep(t, c, "step.test.strict", map[string]any{"ack_token": "raw"}, wfplugin.ExecuteInput{
-		Current: map[string]any{"ack_token": "tok-current", "subject": "orders.1"},
-		Config:  map[string]any{"ack_token": "tok-config", "_config_dir": "/etc/app"},
-	}).Output
-	for k, want := range map[string]any{
-		"created_struct": false, "created_typed": true, "has_config": false, "has_current": false,
-		"typed_config": true, "typed_input": true, "cfg_ack_token": "tok-config", "input_ack_token": "tok-current",
-	} {
-		if out[k] != want {
-			t.Errorf("%s = %v, want %v", k, out[k], want)
+	overEachTransport(t, func(t *testing.T, launch func(t *testing.T, opts ...wfplugin.LaunchOption) *wfplugin.Client) {
+		c := launch(t)
+		out := runStep(t, c, "step.test.strict", map[string]any{"ack_token": "raw"}, wfplugin.ExecuteInput{
+			Current: map[string]any{"ack_token": "tok-current", "subject": "orders.1"},
+			Config:  map[string]any{"ack_token": "tok-config", "_config_dir": "/etc/app"},
+		}).Output
+		for k, want := range map[string]any{
+			"created_struct": false, "created_typed": true, "has_config": false, "has_current": false,
+			"typed_config": true, "typed_input": true, "cfg_ack_token": "tok-config", "input_ack_token": "tok-current",
+		} {
+			if out[k] != want {
+				t.Errorf("%s = %v, want %v", k, out[k], want)
+			}
 		}
-	}
 
-	ctx := ctxOf(t)
-	h, err := c.CreateStep(ctx, "step.test.strict", "s", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.ExecuteStep(ctx, h, wfplugin.ExecuteInput{Config: map[string]any{"delay": "soon"}})
-	var enc *wfplugin.EncodeError
-	if !errors.As(err, &enc) || enc.Field != "delay" {
-		t.Fatalf("ExecuteStep with an unencodable config: %v, want an *EncodeError for delay", err)
-	}
+		ctx := ctxOf(t)
+		h, err := c.CreateStep(ctx, "step.test.strict", "s", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.ExecuteStep(ctx, h, wfplugin.ExecuteInput{Config: map[string]any{"delay": "soon"}})
+		var enc *wfplugin.EncodeError
+		if !errors.As(err, &enc) || enc.Field != "delay" {
+			t.Fatalf("ExecuteStep with an unencodable config: %v, want an *EncodeError for delay", err)
+		}
+	})
 }
 
 func TestExecuteStepRoundTrip(t *testing.T) {
 	t.Parallel()
-	c := launch(t, modeServe)
-	in := wfplugin.ExecuteInput{
-		TriggerData: map[string]any{"id": "o-1", "n": 3, "tags": []any{"a", "b"}},
-		StepOutputs: map[string]map[string]any{"prev": {"ok": true}},
-		Current:     map[string]any{"id": "o-1", "ok": true, "ack_token": "tok"},
-		Metadata:    map[string]any{"pipeline": "orders", "started_at": time.Now()},
-		Config:      map[string]any{"msg": "hello", "stop": true, "_config_dir": "/etc/app"},
-	}
-	res := runStep(t, c, "step.test.echo", nil, in)
-	want := map[string]any{
-		"config":    map[string]any{"msg": "hello", "stop": true, "_config_dir": "/etc/app"},
-		"current":   map[string]any{"id": "o-1", "ok": true, "ack_token": "tok"},
-		"trigger":   map[string]any{"id": "o-1", "n": 3.0, "tags": []any{"a", "b"}},
-		"steps":     map[string]any{"prev": map[string]any{"ok": true}},
-		"meta":      map[string]any{"pipeline": "orders"}, // time.Time is dropped, as the engine drops it
-		"ack_token": "tok",
-	}
-	if !reflect.DeepEqual(res.Output, want) {
-		t.Fatalf("output:\n got %v\nwant %v", res.Output, want)
-	}
-	if !res.StopPipeline {
-		t.Error("StopPipeline = false, want true")
-	}
+	overEachTransport(t, func(t *testing.T, launch func(t *testing.T, opts ...wfplugin.LaunchOption) *wfplugin.Client) {
+		c := launch(t)
+		in := wfplugin.ExecuteInput{
+			TriggerData: map[string]any{"id": "o-1", "n": 3, "tags": []any{"a", "b"}},
+			StepOutputs: map[string]map[string]any{"prev": {"ok": true}},
+			Current:     map[string]any{"id": "o-1", "ok": true, "ack_token": "tok"},
+			Metadata:    map[string]any{"pipeline": "orders", "started_at": time.Now()},
+			Config:      map[string]any{"msg": "hello", "stop": true, "_config_dir": "/etc/app"},
+		}
+		res := runStep(t, c, "step.test.echo", nil, in)
+		want := map[string]any{
+			"config":    map[string]any{"msg": "hello", "stop": true, "_config_dir": "/etc/app"},
+			"current":   map[string]any{"id": "o-1", "ok": true, "ack_token": "tok"},
+			"trigger":   map[string]any{"id": "o-1", "n": 3.0, "tags": []any{"a", "b"}},
+			"steps":     map[string]any{"prev": map[string]any{"ok": true}},
+			"meta":      map[string]any{"pipeline": "orders"}, // time.Time is dropped, as the engine drops it
+			"ack_token": "tok",
+		}
+		if !reflect.DeepEqual(res.Output, want) {
+			t.Fatalf("output:\n got %v\nwant %v", res.Output, want)
+		}
+		if !res.StopPipeline {
+			t.Error("StopPipeline = false, want true")
+		}
+	})
 }
 
 func TestExecuteStepFailures(t *testing.T) {
 	t.Parallel()
-	c := launch(t, modeServe)
-	ctx := ctxOf(t)
-	echo, err := c.CreateStep(ctx, "step.test.echo", "echo", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	panicky, err := c.CreateStep(ctx, "step.test.panic", "panic", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name   string
-		handle string
-		in     wfplugin.ExecuteInput
-		want   error
-	}{
-		{"step error", echo, wfplugin.ExecuteInput{Config: map[string]any{"fail": "boom"}}, wfplugin.ErrRemote},
-		{"panic", panicky, wfplugin.ExecuteInput{}, wfplugin.ErrRemote},
-		{"time in a step output", echo, wfplugin.ExecuteInput{StepOutputs: map[string]map[string]any{"p": {"at": time.Now()}}}, wfplugin.ErrNotJSONShaped},
-		{"unknown handle", "step-999", wfplugin.ExecuteInput{}, wfplugin.ErrUnknownHandle},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := c.ExecuteStep(ctx, tt.handle, tt.in)
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("ExecuteStep: %v, want %v", err, tt.want)
-			}
+	overEachTransport(t, func(t *testing.T, launch func(t *testing.T, opts ...wfplugin.LaunchOption) *wfplugin.Client) {
+		c := launch(t)
+		ctx := ctxOf(t)
+		echo, err := c.CreateStep(ctx, "step.test.echo", "echo", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		panicky, err := c.CreateStep(ctx, "step.test.panic", "panic", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			name   string
+			handle string
+			in     wfplugin.ExecuteInput
+			want   error
+		}{
+			{"step error", echo, wfplugin.ExecuteInput{Config: map[string]any{"fail": "boom"}}, wfplugin.ErrRemote},
+			{"panic", panicky, wfplugin.ExecuteInput{}, wfplugin.ErrRemote},
+			{"time in a step output", echo, wfplugin.ExecuteInput{StepOutputs: map[string]map[string]any{"p": {"at": time.Now()}}}, wfplugin.ErrNotJSONShaped},
+			{"unknown handle", "step-999", wfplugin.ExecuteInput{}, wfplugin.ErrUnknownHandle},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := c.ExecuteStep(ctx, tt.handle, tt.in)
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("ExecuteStep: %v, want %v", err, tt.want)
+				}
+			})
+		}
+		// engine-pipelines.md §5.2: the engine's words for an output a
+		// Struct cannot hold, and typed maps and []byte normalised rather
+		// than refused. protobuf-go words its errors with a space that
+		// varies between builds ("proto: " or "proto:\u00a0"), so the
+		// expected text takes its own.
+		_, err = c.ExecuteStep(ctx, echo, wfplugin.ExecuteInput{StepOutputs: map[string]map[string]any{"p": {"at": time.Now()}}})
+		_, protoErr := structpb.NewValue(time.Now())
+		if want := `remote step "echo" (handle ` + echo + `) encode step output "p" as Struct: ` + protoErr.Error(); err == nil || err.Error() != want {
+			t.Errorf("error %v, want %s", err, want)
+		}
+		res, err := c.ExecuteStep(ctx, echo, wfplugin.ExecuteInput{
+			Config:      map[string]any{"h": map[string]string{"a": "b"}, "raw": []byte("hi")},
+			TriggerData: map[string]any{"h": map[string]string{"a": "b"}},
 		})
-	}
-	// engine-pipelines.md §5.2: the engine's words for an output a Struct
-	// cannot hold, and typed maps and []byte normalised rather than
-	// refused.
-	_, err = c.ExecuteStep(ctx, echo, wfplugin.ExecuteInput{StepOutputs: map[string]map[string]any{"p": {"at": time.Now()}}})
-	// protobuf-go words its errors with a space that varies between builds
-	// ("proto: " or "proto:\u00a0"), so the expected text takes its own.
-	_, protoErr := structpb.NewValue(time.Now())
-	if want := `remote step "echo" (handle ` + echo + `) encode step output "p" as Struct: ` + protoErr.Error(); err == nil || err.Error() != want {
-		t.Errorf("error %v, want %s", err, want)
-	}
-	res, err := c.ExecuteStep(ctx, echo, wfplugin.ExecuteInput{Config: map[string]any{"h": map[string]string{"a": "b"}, "raw": []byte("hi")}})
-	if err != nil {
-		t.Fatalf("typed map and bytes: %v", err)
-	}
-	cfg, _ := res.Output["config"].(map[string]any)
-	if h, _ := cfg["h"].(map[string]any); h["a"] != "b" {
-		t.Errorf("typed map arrived as %#v", cfg["h"])
-	}
-	if raw, _ := cfg["raw"].([]any); len(raw) != 2 || raw[0] != 104.0 {
-		t.Errorf("[]byte arrived as %#v, want a list of numbers", cfg["raw"])
-	}
-	// The plugin survives all of that.
-	if _, err := c.ExecuteStep(ctx, echo, wfplugin.ExecuteInput{}); err != nil {
-		t.Fatalf("ExecuteStep after failures: %v", err)
-	}
+		if err != nil {
+			t.Fatalf("typed map and bytes: %v", err)
+		}
+		cfg, _ := res.Output["config"].(map[string]any)
+		if h, _ := cfg["h"].(map[string]any); h["a"] != "b" {
+			t.Errorf("typed map arrived as %#v", cfg["h"])
+		}
+		if raw, _ := cfg["raw"].([]any); len(raw) != 2 || raw[0] != 104.0 {
+			t.Errorf("[]byte arrived as %#v, want a list of numbers", cfg["raw"])
+		}
+		// The plugin survives all of that.
+		if _, err := c.ExecuteStep(ctx, echo, wfplugin.ExecuteInput{}); err != nil {
+			t.Fatalf("ExecuteStep after failures: %v", err)
+		}
+	})
 }
 
 type fired struct {
@@ -530,105 +585,111 @@ type fired struct {
 
 func TestTriggerFiresTheWorkflowItWasCreatedFor(t *testing.T) {
 	t.Parallel()
-	got := make(chan fired, 1)
-	c := launch(t, modeServe, wfplugin.WithWorkflowHandler(func(_ context.Context, wt, action string, data map[string]any) error {
-		got <- fired{wt, action, data}
-		return nil
-	}))
-	ctx := ctxOf(t)
-	h, err := c.CreateTrigger(ctx, "trigger.test.fire", "pipeline:orders", map[string]any{"queue": "orders", "workflowType": "user-value"})
-	if err != nil {
-		t.Fatalf("CreateTrigger: %v", err)
-	}
-	if err := c.StartTrigger(ctx, h); err != nil {
-		t.Fatalf("StartTrigger: %v", err)
-	}
-	var f fired
-	select {
-	case f = <-got:
-	case <-time.After(hangGuard):
-		t.Fatal("the trigger never fired")
-	}
-	want := fired{workflowType: "pipeline:orders", data: map[string]any{
-		"n":        1.0,
-		"workflow": "pipeline:orders",
-		"config":   map[string]any{"queue": "orders", "workflowType": "pipeline:orders"},
-		"nested":   map[string]any{"list": []any{"a", true, nil, 2.5}},
-	}}
-	if !reflect.DeepEqual(f, want) {
-		t.Fatalf("TriggerWorkflow:\n got %+v\nwant %+v", f, want)
-	}
-	triggers := report(t, c)["triggers"].([]any)
-	if wantT := []any{map[string]any{"workflow": "pipeline:orders", "ctx_alive": true}}; !reflect.DeepEqual(triggers, wantT) {
-		t.Fatalf("triggers after StartModule returned = %v, want %v", triggers, wantT)
-	}
-	if err := c.StopTrigger(ctx, h); err != nil {
-		t.Fatalf("StopTrigger: %v", err)
-	}
+	overEachTransport(t, func(t *testing.T, launch func(t *testing.T, opts ...wfplugin.LaunchOption) *wfplugin.Client) {
+		got := make(chan fired, 1)
+		c := launch(t, wfplugin.WithWorkflowHandler(func(_ context.Context, wt, action string, data map[string]any) error {
+			got <- fired{wt, action, data}
+			return nil
+		}))
+		ctx := ctxOf(t)
+		h, err := c.CreateTrigger(ctx, "trigger.test.fire", "pipeline:orders", map[string]any{"queue": "orders", "workflowType": "user-value"})
+		if err != nil {
+			t.Fatalf("CreateTrigger: %v", err)
+		}
+		if err := c.StartTrigger(ctx, h); err != nil {
+			t.Fatalf("StartTrigger: %v", err)
+		}
+		var f fired
+		select {
+		case f = <-got:
+		case <-time.After(hangGuard):
+			t.Fatal("the trigger never fired")
+		}
+		want := fired{workflowType: "pipeline:orders", data: map[string]any{
+			"n":        1.0,
+			"workflow": "pipeline:orders",
+			"config":   map[string]any{"queue": "orders", "workflowType": "pipeline:orders"},
+			"nested":   map[string]any{"list": []any{"a", true, nil, 2.5}},
+		}}
+		if !reflect.DeepEqual(f, want) {
+			t.Fatalf("TriggerWorkflow:\n got %+v\nwant %+v", f, want)
+		}
+		triggers := report(t, c)["triggers"].([]any)
+		if wantT := []any{map[string]any{"workflow": "pipeline:orders", "ctx_alive": true}}; !reflect.DeepEqual(triggers, wantT) {
+			t.Fatalf("triggers after StartModule returned = %v, want %v", triggers, wantT)
+		}
+		if err := c.StopTrigger(ctx, h); err != nil {
+			t.Fatalf("StopTrigger: %v", err)
+		}
+	})
 }
 
 func TestCreateTriggerPerWorkflow(t *testing.T) {
 	t.Parallel()
-	c := launch(t, modeServe)
-	ctx := ctxOf(t)
-	first, err := c.CreateTrigger(ctx, "trigger.test.fire", "pipeline:a", map[string]any{"queue": "a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := c.CreateTrigger(ctx, "trigger.test.fire", "pipeline:a", map[string]any{"queue": "a"})
-	if err != nil || again != first {
-		t.Fatalf("same workflow and config: %q, %v; want handle %q", again, err, first)
-	}
-	other, err := c.CreateTrigger(ctx, "trigger.test.fire", "pipeline:b", map[string]any{"queue": "a"})
-	if err != nil || other == first || other == "" {
-		t.Fatalf("another workflow: %q, %v; want a new handle", other, err)
-	}
-	if _, err := c.CreateTrigger(ctx, "trigger.test.fire", "pipeline:a", map[string]any{"queue": "z"}); err == nil {
-		t.Fatal("same workflow with another config succeeded")
-	}
-	for _, wt := range []string{"", "pipeline: a", "pipe\tline"} {
-		if _, err := c.CreateTrigger(ctx, "trigger.test.fire", wt, nil); !errors.Is(err, wfplugin.ErrInvalidArgument) {
-			t.Errorf("workflow type %q: %v, want ErrInvalidArgument", wt, err)
+	overEachTransport(t, func(t *testing.T, launch func(t *testing.T, opts ...wfplugin.LaunchOption) *wfplugin.Client) {
+		c := launch(t)
+		ctx := ctxOf(t)
+		first, err := c.CreateTrigger(ctx, "trigger.test.fire", "pipeline:a", map[string]any{"queue": "a"})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if _, err := c.CreateTrigger(ctx, "trigger.nope", "pipeline:a", nil); !errors.Is(err, wfplugin.ErrUnknownType) {
-		t.Errorf("unknown trigger type: %v, want ErrUnknownType", err)
-	}
+		again, err := c.CreateTrigger(ctx, "trigger.test.fire", "pipeline:a", map[string]any{"queue": "a"})
+		if err != nil || again != first {
+			t.Fatalf("same workflow and config: %q, %v; want handle %q", again, err, first)
+		}
+		other, err := c.CreateTrigger(ctx, "trigger.test.fire", "pipeline:b", map[string]any{"queue": "a"})
+		if err != nil || other == first || other == "" {
+			t.Fatalf("another workflow: %q, %v; want a new handle", other, err)
+		}
+		if _, err := c.CreateTrigger(ctx, "trigger.test.fire", "pipeline:a", map[string]any{"queue": "z"}); err == nil {
+			t.Fatal("same workflow with another config succeeded")
+		}
+		for _, wt := range []string{"", "pipeline: a", "pipe\tline"} {
+			if _, err := c.CreateTrigger(ctx, "trigger.test.fire", wt, nil); !errors.Is(err, wfplugin.ErrInvalidArgument) {
+				t.Errorf("workflow type %q: %v, want ErrInvalidArgument", wt, err)
+			}
+		}
+		if _, err := c.CreateTrigger(ctx, "trigger.nope", "pipeline:a", nil); !errors.Is(err, wfplugin.ErrUnknownType) {
+			t.Errorf("unknown trigger type: %v, want ErrUnknownType", err)
+		}
+	})
 }
 
 func TestWorkflowFailureReachesThePlugin(t *testing.T) {
 	t.Parallel()
-	got := make(chan map[string]any, 2)
-	var calls atomic.Int32
-	c := launch(t, modeServe, wfplugin.WithWorkflowHandler(func(_ context.Context, _, _ string, data map[string]any) error {
-		got <- data
-		if calls.Add(1) == 1 {
-			return errors.New("pipeline failed")
+	overEachTransport(t, func(t *testing.T, launch func(t *testing.T, opts ...wfplugin.LaunchOption) *wfplugin.Client) {
+		got := make(chan map[string]any, 2)
+		var calls atomic.Int32
+		c := launch(t, wfplugin.WithWorkflowHandler(func(_ context.Context, _, _ string, data map[string]any) error {
+			got <- data
+			if calls.Add(1) == 1 {
+				return errors.New("pipeline failed")
+			}
+			return nil
+		}))
+		ctx := ctxOf(t)
+		h, err := c.CreateTrigger(ctx, "trigger.test.fire", "pipeline:orders", nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	}))
-	ctx := ctxOf(t)
-	h, err := c.CreateTrigger(ctx, "trigger.test.fire", "pipeline:orders", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.StartTrigger(ctx, h); err != nil {
-		t.Fatal(err)
-	}
-	var second map[string]any
-	for range 2 {
-		select {
-		case second = <-got:
-		case <-time.After(hangGuard):
-			t.Fatal("the trigger did not fire twice")
+		if err := c.StartTrigger(ctx, h); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if second["workflow_failed"] != true {
-		t.Fatalf("the plugin saw %v, want an error matching ErrWorkflowFailed", second)
-	}
-	if err := c.StopTrigger(ctx, h); err != nil {
-		t.Fatal(err)
-	}
+		var second map[string]any
+		for range 2 {
+			select {
+			case second = <-got:
+			case <-time.After(hangGuard):
+				t.Fatal("the trigger did not fire twice")
+			}
+		}
+		if second["workflow_failed"] != true {
+			t.Fatalf("the plugin saw %v, want an error matching ErrWorkflowFailed", second)
+		}
+		if err := c.StopTrigger(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func processAlive(pid int) bool {
@@ -747,11 +808,33 @@ func TestLaunchInProcess(t *testing.T) {
 // script writes an executable shell script into a fresh directory.
 func script(t *testing.T, body string) string {
 	t.Helper()
-	exe := filepath.Join(t.TempDir(), "not-a-plugin")
-	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"+body+"\n"), 0o700); err != nil {
-		t.Fatal(err)
+	exe, ok := scripts[body]
+	if !ok {
+		t.Fatalf("no script %q: add it to scriptBodies", body)
 	}
 	return exe
+}
+
+// scriptBodies are the shell scripts the tests launch in place of a
+// plugin. TestMain writes them before any test runs: an executable written
+// while another test forks can fail to start with "text file busy"
+// (golang.org/issue/22315).
+var scriptBodies = []string{"echo hello; sleep 60", "echo bye >&2; exit 2", "sleep 60"}
+
+// scripts maps each of scriptBodies to its executable; written by
+// writeScripts before the tests run, read-only afterwards.
+var scripts = map[string]string{}
+
+// writeScripts writes every script into dir.
+func writeScripts(dir string) error {
+	for i, body := range scriptBodies {
+		exe := filepath.Join(dir, fmt.Sprintf("not-a-plugin-%d", i))
+		if err := os.WriteFile(exe, []byte("#!/bin/sh\n"+body+"\n"), 0o700); err != nil {
+			return err
+		}
+		scripts[body] = exe
+	}
+	return nil
 }
 
 func TestLaunchFailsForWhatIsNotAPlugin(t *testing.T) {

@@ -57,7 +57,7 @@ func LaunchInProcess(ctx context.Context, p Plugin, opts ...LaunchOption) (*Clie
 		Plugins:          plugin.PluginSet{PluginName: c.host},
 		Reattach:         rc,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		GRPCDialOptions:  dialTuning(),
+		GRPCDialOptions:  cfg.dialOptions(),
 		Logger:           quietHCLog(),
 		SyncStdout:       io.Discard,
 		SyncStderr:       c.writers[1],

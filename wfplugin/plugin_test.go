@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/descriptorpb"
@@ -41,7 +42,21 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(pluginModeEnv); mode != "" {
 		os.Exit(runTestPlugin(mode))
 	}
-	os.Exit(m.Run())
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "wfplugin-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := writeScripts(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
 }
 
 func runTestPlugin(mode string) int {
@@ -100,7 +115,7 @@ func (p *testPlugin) Manifest() wfplugin.Manifest {
 func (p *testPlugin) ModuleTypes() []string { return []string{"test.module"} }
 
 func (p *testPlugin) StepTypes() []string {
-	return []string{"step.test.settle", "step.test.strict", "step.test.echo", "step.test.calls", "step.test.crash", "step.test.panic"}
+	return []string{"step.test.settle", "step.test.strict", "step.test.echo", "step.test.calls", "step.test.crash", "step.test.panic", "step.test.output"}
 }
 
 func (p *testPlugin) TriggerTypes() []string {
@@ -180,6 +195,8 @@ func (p *testPlugin) CreateStep(_ context.Context, spec wfplugin.StepSpec) (wfpl
 		return crashStep{stderr: p.stderr}, nil
 	case "step.test.panic":
 		return panicStep{}, nil
+	case "step.test.output":
+		return outputStep{}, nil
 	}
 	return nil, fmt.Errorf("no step %s", spec.Type)
 }
@@ -385,4 +402,25 @@ type panicStep struct{}
 
 func (panicStep) Execute(context.Context, *wfplugin.StepRequest) (*wfplugin.StepResult, error) {
 	panic("marker-panic")
+}
+
+// outputStep returns the output its config's "kind" names, in Go values
+// that only the wire's conversion turns into what a host reads.
+type outputStep struct{}
+
+func (outputStep) Execute(_ context.Context, req *wfplugin.StepRequest) (*wfplugin.StepResult, error) {
+	kind, _ := req.ConfigValue("kind")
+	switch kind {
+	case "numbers":
+		return &wfplugin.StepResult{Output: map[string]any{
+			"int": 7, "int64": int64(1) << 53, "uint8": uint8(200), "float32": float32(0.1), "float": 2.5,
+			"nested":  map[string]any{"list": []any{1, "a", nil, true}},
+			"nil_map": map[string]any(nil), "nil_list": []any(nil),
+		}}, nil
+	case "time":
+		return &wfplugin.StepResult{Output: map[string]any{"at": time.Unix(0, 0)}}, nil
+	case "none":
+		return nil, nil
+	}
+	return &wfplugin.StepResult{Output: nil, StopPipeline: true}, nil
 }

@@ -138,10 +138,15 @@ func compareSeq(a, b uint64) int {
 }
 
 // safely runs f and turns a panic into an error wrapping ErrPanic, so one
-// faulty instance cannot take the process (and every pipeline) down.
-func safely(log *slog.Logger, op string, f func() error) (err error) {
+// faulty instance cannot take the process (and every pipeline) down. The
+// operation is named op, followed by subject when that is not empty; the
+// name is only put together when f panics.
+func safely(log *slog.Logger, op, subject string, f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			if subject != "" {
+				op += " " + subject
+			}
 			log.Error("panic in plugin code", "op", op, "panic", r, "stack", string(debug.Stack()))
 			err = fmt.Errorf("%w: %s: %v", ErrPanic, op, r)
 		}
@@ -189,7 +194,7 @@ func (in *instance) start(base context.Context, log *slog.Logger) error {
 		return fmt.Errorf("wfplugin: %s is already started", in.handle)
 	}
 	ctx, cancel := context.WithCancel(base)
-	if err := safely(log, "Start "+in.handle, func() error { return in.life.Start(ctx) }); err != nil {
+	if err := safely(log, "Start", in.handle, func() error { return in.life.Start(ctx) }); err != nil {
 		cancel()
 		return err
 	}
@@ -205,7 +210,7 @@ func (in *instance) stop(ctx context.Context, log *slog.Logger) error {
 	if !in.running {
 		return nil
 	}
-	err := safely(log, "Stop "+in.handle, func() error { return in.life.Stop(ctx) })
+	err := safely(log, "Stop", in.handle, func() error { return in.life.Stop(ctx) })
 	in.cancel()
 	in.running, in.cancel = false, nil
 	return err
@@ -240,7 +245,7 @@ func (s *server) GetTriggerTypes(context.Context, *emptypb.Empty) (*pluginv1.Typ
 func (s *server) GetModuleSchemas(context.Context, *emptypb.Empty) (*pluginv1.ModuleSchemaList, error) {
 	list := &pluginv1.ModuleSchemaList{}
 	if sp, ok := s.p.(SchemaProvider); ok {
-		err := safely(s.log, "ModuleSchemas", func() error {
+		err := safely(s.log, "ModuleSchemas", "", func() error {
 			list.Schemas = sp.ModuleSchemas()
 			return nil
 		})
@@ -258,7 +263,7 @@ func (s *server) GetContractRegistry(context.Context, *emptypb.Empty) (*pluginv1
 func (s *server) GetConfigFragment(context.Context, *emptypb.Empty) (*pluginv1.ConfigFragmentResponse, error) {
 	resp := &pluginv1.ConfigFragmentResponse{}
 	if cp, ok := s.p.(ConfigFragmentProvider); ok {
-		err := safely(s.log, "ConfigFragment", func() error {
+		err := safely(s.log, "ConfigFragment", "", func() error {
 			resp.YamlConfig, resp.PluginDir = cp.ConfigFragment()
 			return nil
 		})
@@ -301,7 +306,7 @@ func (s *server) CreateModule(ctx context.Context, req *pluginv1.CreateModuleReq
 	}
 	spec := ModuleSpec{Type: req.GetType(), Name: req.GetName(), Config: req.GetConfig(), TypedConfig: req.GetTypedConfig()}
 	var m Module
-	err := safely(s.log, "CreateModule "+req.GetName(), func() (err error) {
+	err := safely(s.log, "CreateModule", req.GetName(), func() (err error) {
 		m, err = s.p.CreateModule(ctx, spec)
 		return err
 	})
@@ -327,7 +332,7 @@ func (s *server) InitModule(ctx context.Context, req *pluginv1.HandleRequest) (*
 		// The engine never initialises triggers.
 		return &pluginv1.ErrorResponse{}, nil
 	}
-	return errorResponse(safely(s.log, "Init "+in.handle, func() error { return in.module.Init(ctx) })), nil
+	return errorResponse(safely(s.log, "Init", in.handle, func() error { return in.module.Init(ctx) })), nil
 }
 
 func (s *server) StartModule(_ context.Context, req *pluginv1.HandleRequest) (*pluginv1.ErrorResponse, error) {
@@ -363,7 +368,7 @@ func (s *server) CreateStep(ctx context.Context, req *pluginv1.CreateStepRequest
 	}
 	spec := StepSpec{Type: req.GetType(), Name: req.GetName(), Config: req.GetConfig(), TypedConfig: req.GetTypedConfig()}
 	var st Step
-	err := safely(s.log, "CreateStep "+req.GetName(), func() (err error) {
+	err := safely(s.log, "CreateStep", req.GetName(), func() (err error) {
 		st, err = s.p.CreateStep(ctx, spec)
 		return err
 	})
@@ -381,29 +386,42 @@ func (s *server) CreateStep(ctx context.Context, req *pluginv1.CreateStepRequest
 }
 
 func (s *server) ExecuteStep(ctx context.Context, req *pluginv1.ExecuteStepRequest) (*pluginv1.ExecuteStepResponse, error) {
-	s.mu.RLock()
-	st, ok := s.steps[req.GetHandleId()]
-	s.mu.RUnlock()
-	if !ok {
-		return &pluginv1.ExecuteStepResponse{Error: fmt.Sprintf("%v: %q", ErrUnknownHandle, req.GetHandleId())}, nil
-	}
-	var res *StepResult
-	err := safely(s.log, "Execute "+req.GetHandleId(), func() (err error) {
-		res, err = st.Execute(ctx, &StepRequest{req: req})
-		return err
-	})
-	if err != nil {
-		return &pluginv1.ExecuteStepResponse{Error: err.Error()}, nil
+	res, failure := s.execute(ctx, req.GetHandleId(), &StepRequest{req: req})
+	if failure != "" {
+		return &pluginv1.ExecuteStepResponse{Error: failure}, nil
 	}
 	if res == nil {
 		return &pluginv1.ExecuteStepResponse{Output: &structpb.Struct{}}, nil
 	}
 	out, err := ToStruct(res.Output)
 	if err != nil {
-		return &pluginv1.ExecuteStepResponse{Error: "step output: " + err.Error()}, nil
+		return &pluginv1.ExecuteStepResponse{Error: outputFailure(err)}, nil
 	}
 	return &pluginv1.ExecuteStepResponse{Output: out, StopPipeline: res.StopPipeline, TypedOutput: res.TypedOutput}, nil
 }
+
+// execute runs the step of handle once, recovering a panic. failure is the
+// text the response's error field carries when the step did not run or
+// failed; res may be nil when it succeeded.
+func (s *server) execute(ctx context.Context, handle string, req *StepRequest) (res *StepResult, failure string) {
+	s.mu.RLock()
+	st, ok := s.steps[handle]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Sprintf("%v: %q", ErrUnknownHandle, handle)
+	}
+	err := safely(s.log, "Execute", handle, func() (err error) {
+		res, err = st.Execute(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err.Error()
+	}
+	return res, ""
+}
+
+// outputFailure is the error text of a step whose output cannot travel.
+func outputFailure(err error) string { return "step output: " + err.Error() }
 
 func (s *server) DestroyStep(_ context.Context, req *pluginv1.HandleRequest) (*pluginv1.ErrorResponse, error) {
 	s.mu.Lock()
@@ -432,7 +450,7 @@ func (s *server) CreateTrigger(ctx context.Context, req *pluginv1.CreateTriggerR
 	spec := TriggerSpec{Type: req.GetType(), WorkflowType: wt, Config: req.GetConfig()}
 	cb := &callback{s: s, workflowType: wt}
 	var t Trigger
-	err := safely(s.log, "CreateTrigger "+wt, func() (err error) {
+	err := safely(s.log, "CreateTrigger", wt, func() (err error) {
 		t, err = s.p.CreateTrigger(ctx, spec, cb)
 		return err
 	})
@@ -458,6 +476,9 @@ type callback struct {
 func (c *callback) WorkflowType() string { return c.workflowType }
 
 func (c *callback) TriggerWorkflow(ctx context.Context, data map[string]any) error {
+	if le, ok := c.s.engineClient().(*localEngine); ok {
+		return le.triggerWorkflow(ctx, c.workflowType, data)
+	}
 	st, err := ToStruct(data)
 	if err != nil {
 		return fmt.Errorf("wfplugin: trigger %s: data: %w", c.workflowType, err)

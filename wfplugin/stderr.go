@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"sort"
 	"strings"
@@ -151,4 +152,15 @@ func (w *lineWriter) flush() {
 		w.tail.line(w.stream, string(w.buf))
 		w.buf = w.buf[:0]
 	}
+}
+
+// LogWriter returns a writer that logs every line written to it to logger
+// as a Client logs the stderr of a plugin process: a line that is a JSON
+// log record (slog's JSON handler writes them) keeps its message, level and
+// attributes, sorted by key; any other line is logged at the level it
+// names, with stream=stderr. A plugin that runs in its host's process and
+// logs through slog's JSON handler to this writer is logged exactly as the
+// same plugin in a process of its own. Write only whole lines.
+func LogWriter(logger *slog.Logger) io.Writer {
+	return newStderrTail(logger, 1).writer("stderr")
 }

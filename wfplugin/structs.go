@@ -148,3 +148,139 @@ func filteredStruct(m map[string]any) *structpb.Struct {
 	}
 	return s
 }
+
+// shape is how a value stands to the rules of ToStruct.
+type shape int
+
+const (
+	// canonical values are what FromStruct returns: string, float64,
+	// bool, nil, and non-nil []any and map[string]any, nested freely.
+	canonical shape = iota
+	// convertible values are JSON-shaped, with numbers of other kinds
+	// or nil maps or slices.
+	convertible
+	// invalid values cannot travel in a Struct.
+	invalid
+)
+
+// shapeOf classifies v without allocating.
+func shapeOf(v any) shape {
+	switch v := v.(type) {
+	case nil, string, bool, float64:
+		return canonical
+	case float32, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		return convertible
+	case map[string]any:
+		if v == nil {
+			// FromStruct returns an empty map, which JSON writes as {}.
+			return convertible
+		}
+		return mapShape(v)
+	case []any:
+		if v == nil {
+			// FromStruct returns an empty slice, which JSON writes as [].
+			return convertible
+		}
+		out := canonical
+		for _, e := range v {
+			switch shapeOf(e) {
+			case invalid:
+				return invalid
+			case convertible:
+				out = convertible
+			}
+		}
+		return out
+	}
+	return invalid
+}
+
+func mapShape(m map[string]any) shape {
+	out := canonical
+	for _, e := range m {
+		switch shapeOf(e) {
+		case invalid:
+			return invalid
+		case convertible:
+			out = convertible
+		}
+	}
+	return out
+}
+
+// jsonShaped returns m as FromStruct(ToStruct(m)) would, without building
+// the Struct: m itself when it holds only canonical values, else a copy
+// with every number a float64. A nil m yields an empty map. A value that
+// is not JSON-shaped fails with ToStruct's error.
+func jsonShaped(m map[string]any) (map[string]any, error) {
+	switch mapShape(m) {
+	case canonical:
+		if m == nil {
+			return map[string]any{}, nil
+		}
+		return m, nil
+	case convertible:
+		return copyMap(m), nil
+	}
+	_, err := ToStruct(m)
+	return nil, err
+}
+
+// copyMap copies a JSON-shaped map as FromStruct(ToStruct(m)) would:
+// every map and slice anew, every number a float64.
+func copyMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = copyValue(v)
+	}
+	return out
+}
+
+// copyValue copies one JSON-shaped value; see copyMap.
+func copyValue(v any) any {
+	switch v := v.(type) {
+	case float32:
+		return float64(v)
+	case int:
+		return float64(v)
+	case int8:
+		return float64(v)
+	case int16:
+		return float64(v)
+	case int32:
+		return float64(v)
+	case int64:
+		return float64(v)
+	case uint:
+		return float64(v)
+	case uint8:
+		return float64(v)
+	case uint16:
+		return float64(v)
+	case uint32:
+		return float64(v)
+	case uint64:
+		return float64(v)
+	case map[string]any:
+		return copyMap(v)
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = copyValue(e)
+		}
+		return out
+	}
+	return v
+}
+
+// filteredCopy is filteredStruct's map: m without the top-level entries
+// that cannot travel, copied as copyMap does.
+func filteredCopy(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if shapeOf(v) != invalid {
+			out[k] = copyValue(v)
+		}
+	}
+	return out
+}

@@ -25,16 +25,20 @@ func newBenchCmd(d deps, g *globals) *cobra.Command {
 	o := &benchOptions{}
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure the plugin against raw NATS and a bare gRPC round trip",
-		Long: "bench measures, in one run, publishing (raw nats.go sync and async, and\n" +
-			"step.eventbus.publish through the plugin: serial, concurrent and batched),\n" +
-			"trigger delivery (raw fetch and ack, trigger.eventbus.subscribe into a host\n" +
-			"no-op pipeline, and a bare gRPC round trip as its ceiling), publish-to-pipeline\n" +
-			"latency at a fixed rate, and the cost of sync_always. Every broker is embedded\n" +
-			"with file storage in a temporary directory. Each figure is printed next to its\n" +
-			"ceiling with the plugin process's resident memory, followed by the targets and\n" +
-			"whether they were met. Progress goes to stderr; the default settings take about\n" +
-			"a minute and a half on two cores. The bench process is the host and paces its\n" +
+		Short: "Measure the plugin, in process and over gRPC, against raw NATS",
+		Long: "bench measures, in one run, raw nats.go (sync and async publish, fetch and\n" +
+			"ack) and the plugin in both of eventbus run's modes: inside this process,\n" +
+			"called directly (inproc.*), and as a plugin process over gRPC, as the workflow\n" +
+			"engine runs it (outproc.*). For each mode: step.eventbus.publish (serial,\n" +
+			"concurrent and batched), trigger.eventbus.subscribe into a host no-op\n" +
+			"pipeline, publish-to-pipeline latency at a fixed rate, and the cost of\n" +
+			"sync_always; over gRPC also a bare round trip, the ceiling of its trigger\n" +
+			"(in process the trigger's ceiling is raw fetch and ack). Every broker is\n" +
+			"embedded with file storage in a temporary directory. Each figure is printed\n" +
+			"next to its ceiling with the CPU time host and plugin spent per message and\n" +
+			"the plugin process's resident memory, followed by the targets and whether\n" +
+			"they were met. Progress goes to stderr; the default settings take about two\n" +
+			"and a half minutes on two cores. The bench process is the host and paces its\n" +
 			"garbage collector as eventbus run does (GOGC=400 unless GOGC is set).",
 		Example: "  eventbus bench\n" +
 			"  eventbus bench --json > bench.json\n" +
@@ -46,7 +50,7 @@ func newBenchCmd(d deps, g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.plugin, "plugin", "", "plugin binary to measure (default: this eventbus binary in plugin mode)")
+	f.StringVar(&o.plugin, "plugin", "", "plugin binary to measure out of process (default: this eventbus binary in plugin mode)")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON instead of tables")
 	f.StringVar(&o.cfg.Dir, "dir", "", "directory for the brokers' file stores (default: a temporary directory, removed)")
 	f.DurationVar(&o.cfg.Duration, "duration", bench.DefaultDuration, "measured time of each throughput scenario (and the cap of each trigger run)")
@@ -74,9 +78,10 @@ func runBench(ctx context.Context, d deps, logger *slog.Logger, o *benchOptions)
 		path = self
 	}
 	cfg := o.cfg
-	cfg.Launcher = bench.Executable(path)
 	cfg.Progress = d.stderr
 	cfg.Logger = quieter(logger, slog.LevelWarn)
+	cfg.Launcher = bench.Executable(path)
+	cfg.InProcess = bench.Direct(d.version, pluginLogger(cfg.Logger))
 	s, err := bench.New(cfg)
 	if err != nil {
 		if errors.Is(err, bench.ErrConfig) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,7 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/wfeventbus/eventbus/bus/embedded"
+	"github.com/wfeventbus/eventbus/eventbus"
 	"github.com/wfeventbus/eventbus/internal/hostgc"
+	"github.com/wfeventbus/eventbus/pluginserver"
 	"github.com/wfeventbus/eventbus/runner"
 	"github.com/wfeventbus/eventbus/wfplugin"
 )
@@ -32,9 +36,13 @@ const (
 
 type runOptions struct {
 	plugin          string
+	outOfProcess    bool
 	shutdownTimeout time.Duration
 	metricsAddr     string
 }
+
+// pluginName names the plugin in logs, in either mode.
+const pluginName = "eventbus-plugin"
 
 func newRunCmd(d deps, g *globals) *cobra.Command {
 	o := &runOptions{}
@@ -45,8 +53,14 @@ func newRunCmd(d deps, g *globals) *cobra.Command {
 			"in the workflow engine's order and runs a pipeline each time a trigger fires.\n" +
 			"SIGINT or SIGTERM stops triggers, lets running pipelines finish within\n" +
 			"--shutdown-timeout, stops modules in reverse order and exits 0.\n\n" +
-			"The host runs its garbage collector at GOGC=400 unless GOGC is set; the\n" +
-			"plugin process runs Go's default.",
+			"The plugin runs inside this process and is called directly. With\n" +
+			"--out-of-process (or --plugin) it runs as a separate process instead, over\n" +
+			"the workflow engine's gRPC protocol, exactly as the engine runs it: the same\n" +
+			"app behaves the same either way, only slower over gRPC.\n\n" +
+			"The host runs its garbage collector at GOGC=400 unless GOGC is set: less\n" +
+			"CPU per message, more memory. In process that includes the plugin and its\n" +
+			"embedded broker (set GOGC=100 to trade the CPU back for memory); a plugin\n" +
+			"process runs Go's default.",
 		Args: withUsageErrors(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			hostgc.Set(d.lookupEnv)
@@ -54,7 +68,8 @@ func newRunCmd(d deps, g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.plugin, "plugin", "", "plugin binary to load (default: this eventbus binary in plugin mode)")
+	f.BoolVar(&o.outOfProcess, "out-of-process", false, "run the plugin as a separate process over gRPC (this eventbus binary in plugin mode), as the workflow engine does")
+	f.StringVar(&o.plugin, "plugin", "", "plugin binary to run out of process (implies --out-of-process)")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", runner.DefaultShutdownTimeout, "how long running pipelines may take to finish on shutdown")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at this address, for example 127.0.0.1:9090")
 	return cmd
@@ -65,20 +80,8 @@ func runApp(ctx context.Context, d deps, logger *slog.Logger, file string, o *ru
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	var metricsURL string
-	var env []string
-	if o.metricsAddr != "" {
-		pluginAddr, err := freeLoopbackAddr()
-		if err != nil {
-			return err
-		}
-		env = append(env, metricsAddrEnv+"="+pluginAddr)
-		metricsURL = "http://" + pluginAddr + "/metrics"
-	}
 	var fw runner.Forwarder
-	c, err := launchPlugin(ctx, o.plugin, logger,
-		wfplugin.WithWorkflowHandler(fw.TriggerWorkflow),
-		wfplugin.WithEnv(env...))
+	c, metricsURL, err := openPlugin(ctx, d, logger, file, o, reg, fw.TriggerWorkflow)
 	if err != nil {
 		return err
 	}
@@ -105,7 +108,7 @@ func runApp(ctx context.Context, d deps, logger *slog.Logger, file string, o *ru
 	if err := r.Start(ctx); err != nil {
 		return pluginFailure(c, fmt.Errorf("start %s: %w", file, err))
 	}
-	logger.Info("running", "app", file, "pipelines", len(cfg.Pipelines), "modules", len(cfg.Modules))
+	logger.Info("running", "app", file, "pipelines", len(cfg.Pipelines), "modules", len(cfg.Modules), "plugin_mode", pluginMode(o))
 
 	var exitErr error
 	select {
@@ -121,6 +124,79 @@ func runApp(ctx context.Context, d deps, logger *slog.Logger, file string, o *ru
 		exitErr = pluginFailure(c, fmt.Errorf("stop: %w", err))
 	}
 	return exitErr
+}
+
+// pluginMode names where the plugin runs, for the log.
+func pluginMode(o *runOptions) string {
+	if o.outOfProcess || o.plugin != "" {
+		return "out-of-process"
+	}
+	return "in-process"
+}
+
+// openPlugin starts the plugin for file: inside this process, or as a
+// separate process with --out-of-process or --plugin. handler runs the
+// pipelines its triggers fire. With --metrics-addr the plugin's metrics
+// are registered with reg, or, out of process, served by the plugin at the
+// returned URL.
+func openPlugin(ctx context.Context, d deps, logger *slog.Logger, file string, o *runOptions, reg *prometheus.Registry, handler wfplugin.WorkflowHandler) (*wfplugin.Client, string, error) {
+	getenv := func(k string) string { v, _ := d.lookupEnv(k); return v }
+	opts := []wfplugin.LaunchOption{wfplugin.WithWorkflowHandler(handler), wfplugin.WithLogger(logger), wfplugin.WithName(pluginName)}
+	if !o.outOfProcess && o.plugin == "" {
+		cfg := pluginserver.DirectConfig{Version: d.version, Logger: pluginLogger(logger), Getenv: getenv}
+		if o.metricsAddr != "" {
+			cfg.Registerer = reg
+		}
+		c, err := pluginserver.LaunchDirect(ctx, cfg, opts...)
+		if err != nil {
+			return nil, "", fmt.Errorf("start the plugin: %w", err)
+		}
+		return c, "", nil
+	}
+	limit := pluginserver.MessageLimit(maxPayload(file, d.lookupEnv, getenv))
+	env := []string{pluginserver.MaxMessageEnv + "=" + strconv.Itoa(limit)}
+	var metricsURL string
+	if o.metricsAddr != "" {
+		pluginAddr, err := freeLoopbackAddr()
+		if err != nil {
+			return nil, "", err
+		}
+		env = append(env, metricsAddrEnv+"="+pluginAddr)
+		metricsURL = "http://" + pluginAddr + "/metrics"
+	}
+	opts = append(opts, wfplugin.WithEnv(env...), wfplugin.WithMaxMessageSize(limit))
+	c, err := launchPlugin(ctx, o.plugin, logger, opts...)
+	if err != nil {
+		return nil, "", err
+	}
+	return c, metricsURL, nil
+}
+
+// maxPayload is the largest message any broker of the app accepts (see
+// eventbus.BrokerMaxPayload), or the embedded broker's default when the
+// app declares none or cannot be read (the check that follows reports
+// why).
+func maxPayload(file string, lookupEnv runner.LookupEnv, getenv func(string) string) int {
+	n := embedded.DefaultMaxPayload
+	cfg, err := runner.Load(file, lookupEnv)
+	if err != nil {
+		return n
+	}
+	for _, m := range cfg.Modules {
+		if p, ok := eventbus.BrokerMaxPayload(m.Type, m.Name, m.Config, getenv); ok {
+			n = max(n, p)
+		}
+	}
+	return n
+}
+
+// pluginLogger is the logger of the plugin in this process. It logs as the
+// plugin process does (JSON records at info and above, servePlugin) into
+// what the host makes of a plugin process's stderr, so that its records
+// reach logger exactly as they do from a plugin process.
+func pluginLogger(logger *slog.Logger) *slog.Logger {
+	w := wfplugin.LogWriter(logger.With("plugin", pluginName))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
 // livePlugin is the launched plugin as the runner drives it. Once the
@@ -156,7 +232,7 @@ func launchPlugin(ctx context.Context, path string, logger *slog.Logger, opts ..
 		}
 		path = self
 	}
-	opts = append(opts, wfplugin.WithLogger(logger), wfplugin.WithName("eventbus-plugin"))
+	opts = append([]wfplugin.LaunchOption{wfplugin.WithLogger(logger), wfplugin.WithName(pluginName)}, opts...)
 	c, err := wfplugin.Launch(ctx, path, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("launch plugin %s: %w", path, err)

@@ -24,6 +24,7 @@ const hangGuard = 2 * time.Minute
 func tinyConfig(l Launcher) Config {
 	return Config{
 		Launcher:           l,
+		InProcess:          Direct("0.1.0", nil),
 		Duration:           100 * time.Millisecond,
 		Warmup:             -1,
 		BatchSize:          50,
@@ -39,7 +40,7 @@ func tinyConfig(l Launcher) Config {
 func TestSuiteReportsEveryScenario(t *testing.T) {
 	t.Parallel()
 	var progress bytes.Buffer
-	cfg := tinyConfig(launcher(t))
+	cfg := tinyConfig(launcher(t, ModeOutOfProcess))
 	cfg.Progress = &progress
 	s, err := New(cfg)
 	if err != nil {
@@ -52,11 +53,13 @@ func TestSuiteReportsEveryScenario(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 
+	in, out := ModeInProcess, ModeOutOfProcess
 	want := []string{
 		IDRawSync, IDRawSyncN, IDRawAsync, IDRawFetchAck,
-		IDStep, IDStepN, IDStepBatch,
-		IDBareRPC(1), IDBareRPC(32), IDTrigger(1), IDTrigger(32),
-		IDLatency, IDSyncRawSync, IDSyncStep,
+		IDStep(in), IDStepN(in), IDStepBatch(in), IDTrigger(in, 1), IDTrigger(in, 32), IDLatency(in),
+		IDStep(out), IDStepN(out), IDStepBatch(out),
+		IDBareRPC(1), IDBareRPC(32), IDTrigger(out, 1), IDTrigger(out, 32), IDLatency(out),
+		IDSyncRawSync, IDSyncStep(in), IDSyncStep(out),
 	}
 	var got []string
 	for _, r := range rep.Results {
@@ -74,23 +77,39 @@ func TestSuiteReportsEveryScenario(t *testing.T) {
 				t.Errorf("%s: ceiling %q ratio %v, want a measured ceiling", r.ID, r.Ceiling, r.Ratio)
 			}
 		}
-		plugin := !strings.HasPrefix(r.ID, "publish.raw") && r.ID != IDRawFetchAck && r.ID != IDSyncRawSync
-		if runtime.GOOS == "linux" && plugin && (r.PluginRSS <= 0 || r.PluginPeakRSS < r.PluginRSS) {
+		if runtime.GOOS == "linux" && (r.CPUPerMessage <= 0 || r.CPUPerMessage > time.Second) {
+			t.Errorf("%s: %s of CPU per message, want the time host and plugin spent", r.ID, r.CPUPerMessage)
+		}
+		outOfProcess := strings.HasPrefix(r.ID, out+".")
+		if runtime.GOOS == "linux" && outOfProcess && (r.PluginRSS <= 0 || r.PluginPeakRSS < r.PluginRSS) {
 			t.Errorf("%s: plugin RSS %d, peak %d; want the plugin process's memory", r.ID, r.PluginRSS, r.PluginPeakRSS)
 		}
-		if r.ID == IDTrigger(32) && r.Messages > int64(cfg.TriggerMessages) {
+		if !outOfProcess && r.PluginRSS != 0 {
+			t.Errorf("%s: plugin RSS %d, but no plugin process took part", r.ID, r.PluginRSS)
+		}
+		if (r.ID == IDTrigger(in, 32) || r.ID == IDTrigger(out, 32)) && r.Messages > int64(cfg.TriggerMessages) {
 			t.Errorf("%s: %d runs of %d stored messages", r.ID, r.Messages, cfg.TriggerMessages)
 		}
 	}
-	lat, _ := rep.Result(IDLatency)
-	if wantN := int(float64(cfg.LatencyRate) * cfg.LatencyDuration.Seconds()); lat.Latency.Count != wantN || lat.Messages != int64(wantN) {
-		t.Errorf("latency: %d samples of %d messages, want %d of each", lat.Latency.Count, lat.Messages, wantN)
+	for _, m := range []string{in, out} {
+		lat, _ := rep.Result(IDLatency(m))
+		if wantN := int(float64(cfg.LatencyRate) * cfg.LatencyDuration.Seconds()); lat.Latency.Count != wantN || lat.Messages != int64(wantN) {
+			t.Errorf("%s: %d samples of %d messages, want %d of each", lat.ID, lat.Latency.Count, lat.Messages, wantN)
+		}
+		if lat.Latency.P50 <= 0 || lat.Latency.P50 > lat.Latency.P99 || lat.Latency.P99 > lat.Latency.P999 {
+			t.Errorf("%s: percentiles out of order: %+v", lat.ID, lat.Latency)
+		}
 	}
-	if lat.Latency.P50 <= 0 || lat.Latency.P50 > lat.Latency.P99 || lat.Latency.P99 > lat.Latency.P999 {
-		t.Errorf("latency percentiles out of order: %+v", lat.Latency)
+	for id, ceiling := range map[string]string{
+		IDTrigger(in, 32): IDRawFetchAck, IDTrigger(out, 32): IDBareRPC(32),
+		IDStep(in): IDRawSync, IDStepBatch(out): IDRawAsync, IDSyncStep(in): IDSyncRawSync,
+	} {
+		if res, _ := rep.Result(id); res.Ceiling != ceiling {
+			t.Errorf("%s: ceiling %q, want %q", id, res.Ceiling, ceiling)
+		}
 	}
-	if len(rep.Targets) != 7 {
-		t.Errorf("%d targets, want 7: %+v", len(rep.Targets), rep.Targets)
+	if len(rep.Targets) != 9 {
+		t.Errorf("%d targets, want 9: %+v", len(rep.Targets), rep.Targets)
 	}
 	if n := strings.Count(progress.String(), "\n"); n != len(want) {
 		t.Errorf("%d progress lines, want one per scenario (%d):\n%s", n, len(want), progress.String())
@@ -120,6 +139,7 @@ func TestSuiteReportsEveryScenario(t *testing.T) {
 			MsgPerSec float64 `json:"msg_per_sec"`
 			Ceiling   string  `json:"ceiling"`
 			Ratio     float64 `json:"ratio"`
+			CPU       float64 `json:"cpu_us_per_msg"`
 		} `json:"results"`
 		Targets []Target `json:"targets"`
 	}
@@ -134,7 +154,8 @@ func TestSuiteReportsEveryScenario(t *testing.T) {
 		t.Errorf("JSON report: %d results, %d CPUs, %d targets", len(decoded.Results), decoded.Machine.CPUs, len(decoded.Targets))
 	}
 	for i, r := range decoded.Results {
-		if r.ID != want[i] || r.MsgPerSec != rep.Results[i].Rate || r.Ceiling != rep.Results[i].Ceiling {
+		if r.ID != want[i] || r.MsgPerSec != rep.Results[i].Rate || r.Ceiling != rep.Results[i].Ceiling ||
+			r.CPU != float64(rep.Results[i].CPUPerMessage)/float64(time.Microsecond) {
 			t.Errorf("JSON result %d = %+v, want %s as in the report", i, r, want[i])
 		}
 	}
@@ -146,6 +167,7 @@ func TestRunNamesTheScenarioThatFailed(t *testing.T) {
 		return nil, wfplugin.ErrLaunch
 	}
 	cfg := tinyConfig(refuse)
+	cfg.InProcess = refuse
 	cfg.SkipSyncAlways = true
 	s, err := New(cfg)
 	if err != nil {
@@ -161,13 +183,14 @@ func TestRunNamesTheScenarioThatFailed(t *testing.T) {
 
 func TestNewRejectsInvalidConfig(t *testing.T) {
 	t.Parallel()
-	ok := Config{Launcher: InProcess("0.1.0")}
+	ok := Config{Launcher: GRPCInProcess("0.1.0"), InProcess: Direct("0.1.0", nil)}
 	tests := []struct {
 		name  string
 		edit  func(*Config)
 		field string
 	}{
 		{"no launcher", func(c *Config) { c.Launcher = nil }, "Launcher"},
+		{"no in-process launcher", func(c *Config) { c.InProcess = nil }, "InProcess"},
 		{"negative duration", func(c *Config) { c.Duration = -time.Second }, "Duration"},
 		{"negative latency duration", func(c *Config) { c.LatencyDuration = -time.Second }, "LatencyDuration"},
 		{"payload too small", func(c *Config) { c.PayloadSize = 10 }, "PayloadSize"},
@@ -189,7 +212,7 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		})
 	}
 	if _, err := New(ok); err != nil {
-		t.Errorf("New with only a launcher: %v", err)
+		t.Errorf("New with only the launchers: %v", err)
 	}
 }
 

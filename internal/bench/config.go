@@ -32,8 +32,12 @@ const minPayloadSize = 64
 
 // Config shapes a Suite. Zero fields take the defaults above.
 type Config struct {
-	// Launcher starts the plugin; required (see Executable, InProcess).
+	// Launcher starts the plugin out of process, as the workflow engine
+	// does; required (see Executable).
 	Launcher Launcher
+	// InProcess starts the plugin inside this process, called directly, as
+	// eventbus run does by default; required (see Direct).
+	InProcess Launcher
 	// Dir holds the brokers' file stores; empty means a temporary
 	// directory removed at the end.
 	Dir string
@@ -77,6 +81,9 @@ type Config struct {
 func (c Config) withDefaults() (Config, error) {
 	if c.Launcher == nil {
 		return c, fmt.Errorf("%w: Launcher is required", ErrConfig)
+	}
+	if c.InProcess == nil {
+		return c, fmt.Errorf("%w: InProcess is required", ErrConfig)
 	}
 	durations := []struct {
 		name string

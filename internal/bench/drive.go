@@ -13,6 +13,17 @@ type measurement struct {
 	Messages int64
 	Elapsed  time.Duration
 	Latency  Percentiles
+	// CPU is the CPU time host and plugin used while the messages moved
+	// (see cpuTime); 0 when not measured.
+	CPU time.Duration
+}
+
+// cpuPerMessage is CPU divided by Messages.
+func (m measurement) cpuPerMessage() time.Duration {
+	if m.Messages <= 0 {
+		return 0
+	}
+	return m.CPU / time.Duration(m.Messages)
 }
 
 // rate is messages per second.
@@ -30,8 +41,9 @@ type op func(ctx context.Context) (messages int, err error)
 // then for measure. Only operations that complete inside the measured
 // window count, each with its latency; the window is closed when measure
 // ends, and operations still running then are waited for but not counted.
+// cpu, read as the window opens and closes, gives the CPU time spent in it.
 // The first error ends the run.
-func drive(ctx context.Context, workers int, warmup, measure time.Duration, do op) (measurement, error) {
+func drive(ctx context.Context, workers int, warmup, measure time.Duration, cpu func() time.Duration, do op) (measurement, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -86,6 +98,7 @@ func drive(ctx context.Context, workers int, warmup, measure time.Duration, do o
 		}
 	}
 	ok := sleep(warmup)
+	cpu0 := cpu()
 	start := time.Now()
 	startNano.Store(start.UnixNano())
 	if ok {
@@ -93,6 +106,7 @@ func drive(ctx context.Context, workers int, warmup, measure time.Duration, do o
 	}
 	end := time.Now()
 	endNano.Store(end.UnixNano())
+	cpu1 := cpu()
 	done.Store(true)
 	wg.Wait()
 	if firstErr != nil {
@@ -101,7 +115,7 @@ func drive(ctx context.Context, workers int, warmup, measure time.Duration, do o
 	if err := ctx.Err(); err != nil {
 		return measurement{}, err
 	}
-	m := measurement{Messages: total.Load(), Elapsed: end.Sub(start), Latency: lat.percentiles()}
+	m := measurement{Messages: total.Load(), Elapsed: end.Sub(start), Latency: lat.percentiles(), CPU: cpu1 - cpu0}
 	if m.Messages == 0 {
 		return m, fmt.Errorf("nothing completed in %s", measure)
 	}

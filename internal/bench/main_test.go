@@ -15,9 +15,10 @@ import (
 	"github.com/wfeventbus/eventbus/wfplugin"
 )
 
-// inProcess serves the plugin inside the test process instead of as a
-// child process, so that -cpuprofile covers both sides of the protocol.
-var inProcess = flag.Bool("bench.inprocess", false, "serve the plugin in the test process (for one CPU profile of host and plugin)")
+// inProcess serves the out-of-process figures' plugin inside the test
+// process over gRPC instead of as a child process, so that -cpuprofile
+// covers both sides of the protocol.
+var inProcess = flag.Bool("bench.inprocess", false, "serve the gRPC plugin in the test process (for one CPU profile of host and plugin)")
 
 // pluginProfile asks the plugin child process for a CPU profile of its
 // whole life, written to the given file when it exits.
@@ -65,12 +66,17 @@ func servePlugin() int {
 	return 0
 }
 
-// launcher returns the plugin the tests and benchmarks measure: this test
-// binary in plugin mode, or the plugin served in-process.
-func launcher(tb testing.TB) Launcher {
+// launcher returns the plugin the tests and benchmarks measure in a mode:
+// in process, called directly; out of process, this test binary in plugin
+// mode, or with -bench.inprocess the plugin served in this process over
+// gRPC.
+func launcher(tb testing.TB, mode string) Launcher {
 	tb.Helper()
+	if mode == ModeInProcess {
+		return Direct("0.1.0", nil)
+	}
 	if *inProcess {
-		return InProcess("0.1.0")
+		return GRPCInProcess("0.1.0")
 	}
 	exe, err := os.Executable()
 	if err != nil {

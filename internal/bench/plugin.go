@@ -28,11 +28,21 @@ func Executable(path string) Launcher {
 	}
 }
 
-// InProcess serves the eventbus plugin inside this process over the real
-// protocol (wfplugin.LaunchInProcess): one process, so a CPU profile of the
-// caller covers both sides. Its figures are not comparable with those of a
-// separate plugin process, and it has no plugin RSS of its own.
-func InProcess(version string) Launcher {
+// Direct runs the eventbus plugin inside this process and calls it
+// directly (pluginserver.LaunchDirect), as eventbus run does by default;
+// the plugin logs to logger (nil: nowhere).
+func Direct(version string, logger *slog.Logger) Launcher {
+	return func(ctx context.Context, opts ...wfplugin.LaunchOption) (*wfplugin.Client, error) {
+		return pluginserver.LaunchDirect(ctx, pluginserver.DirectConfig{Version: version, Logger: logger}, opts...)
+	}
+}
+
+// GRPCInProcess serves the eventbus plugin inside this process over the
+// real protocol (wfplugin.LaunchInProcess): one process, so a CPU profile
+// of the caller covers both sides of the gRPC path. Its figures are not
+// comparable with those of a separate plugin process, and it has no plugin
+// RSS of its own.
+func GRPCInProcess(version string) Launcher {
 	return func(ctx context.Context, opts ...wfplugin.LaunchOption) (*wfplugin.Client, error) {
 		core := eventbus.New(eventbus.Options{})
 		return wfplugin.LaunchInProcess(ctx, pluginserver.New(core, version), opts...)
@@ -121,6 +131,9 @@ func (s *session) close(ctx context.Context) {
 	}
 	_ = s.c.Close(ctx)
 }
+
+// cpu reads the CPU time host and plugin have used so far.
+func (s *session) cpu() time.Duration { return cpuTime(s) }
 
 // memory reads the plugin process's resident set (VmRSS) and its peak
 // (VmHWM) in bytes; zeros when the plugin runs in this process or the

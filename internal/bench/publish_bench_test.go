@@ -7,8 +7,12 @@ import (
 	"time"
 )
 
+// benchModes are the plugin modes the Go benchmarks measure, as the
+// prefixes of their names.
+var benchModes = []string{ModeInProcess, ModeOutOfProcess}
+
 // opsParallel runs b.N operations split across workers and reports
-// messages per second.
+// messages per second and the CPU time host and plugin spent per message.
 func opsParallel(b *testing.B, s *session, workers int, do op) {
 	b.Helper()
 	ctx := b.Context()
@@ -48,7 +52,14 @@ func opsParallel(b *testing.B, s *session, workers int, do op) {
 		b.Fatal(fail)
 	}
 	b.ReportMetric(float64(moved)/b.Elapsed().Seconds(), "msg/s")
-	reportCPU(b, s, cpu0, moved)
+	reportCPU(b, cpuTime(s)-cpu0, moved)
+}
+
+// reportCPU reports cpu per message.
+func reportCPU(b *testing.B, cpu time.Duration, messages int64) {
+	if messages > 0 {
+		b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(messages), "cpu-µs/msg")
+	}
 }
 
 // benchRawBroker starts an embedded broker in this process for b.
@@ -62,12 +73,12 @@ func benchRawBroker(b *testing.B, syncAlways bool) *rawBroker {
 	return rb
 }
 
-// benchSession launches the plugin with an embedded broker for b.
-func benchSession(b *testing.B, syncAlways bool) *session {
+// benchSession starts the plugin in mode with an embedded broker for b.
+func benchSession(b *testing.B, mode string, syncAlways bool) *session {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(b.Context(), time.Minute)
 	defer cancel()
-	s, err := openSession(ctx, launcher(b), discardLogger(), b.TempDir(), syncAlways)
+	s, err := openSession(ctx, launcher(b, mode), discardLogger(), b.TempDir(), syncAlways)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -77,8 +88,8 @@ func benchSession(b *testing.B, syncAlways bool) *session {
 
 // BenchmarkPublish mirrors the publish figures of eventbus bench: raw
 // nats.go sync publish (1 and 8 callers) and async publish on a broker in
-// this process, and step.eventbus.publish through the plugin (1 and 8
-// callers, and batches of 1,000). 128-byte bodies, file storage.
+// this process, and step.eventbus.publish through the plugin in each mode
+// (1 and 8 callers, and batches of 1,000). 128-byte bodies, file storage.
 func BenchmarkPublish(b *testing.B) {
 	body := payload(DefaultPayloadSize, 0)
 	b.Run("raw-sync", func(b *testing.B) {
@@ -98,43 +109,49 @@ func BenchmarkPublish(b *testing.B) {
 		}
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
-		reportCPU(b, nil, cpu0, int64(b.N))
+		reportCPU(b, cpuTime(nil)-cpu0, int64(b.N))
 	})
-
-	s := benchSession(b, false)
-	h, err := s.singlePublish(b.Context(), "publish", subjectPublish)
-	if err != nil {
-		b.Fatal(err)
+	for _, mode := range benchModes {
+		b.Run(mode, func(b *testing.B) {
+			s := benchSession(b, mode, false)
+			h, err := s.singlePublish(b.Context(), "publish", subjectPublish)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run("step", func(b *testing.B) {
+				opsParallel(b, s, 1, s.publishOne(h, subjectPublish, string(body)))
+			})
+			b.Run("step-x8", func(b *testing.B) {
+				opsParallel(b, s, DefaultPublishConcurrency, s.publishOne(h, subjectPublish, string(body)))
+			})
+			bh, cfg, err := s.batchPublish(b.Context(), "batch", subjectBatch, DefaultBatchSize, string(body))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run("step-batch1000", func(b *testing.B) {
+				opsParallel(b, s, 1, s.publishBatch(bh, cfg, DefaultBatchSize, string(body)))
+			})
+		})
 	}
-	b.Run("step", func(b *testing.B) {
-		opsParallel(b, s, 1, s.publishOne(h, subjectPublish, string(body)))
-	})
-	b.Run("step-x8", func(b *testing.B) {
-		opsParallel(b, s, DefaultPublishConcurrency, s.publishOne(h, subjectPublish, string(body)))
-	})
-	bh, cfg, err := s.batchPublish(b.Context(), "batch", subjectBatch, DefaultBatchSize, string(body))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Run("step-batch1000", func(b *testing.B) {
-		opsParallel(b, s, 1, s.publishBatch(bh, cfg, DefaultBatchSize, string(body)))
-	})
 }
 
 // BenchmarkPublishSyncAlways mirrors the sync_always figures: a serial
-// sync publish with fsync on every write, raw and through the plugin.
+// sync publish with fsync on every write, raw and through the plugin in
+// each mode.
 func BenchmarkPublishSyncAlways(b *testing.B) {
 	body := payload(DefaultPayloadSize, 0)
 	b.Run("raw-sync", func(b *testing.B) {
 		rb := benchRawBroker(b, true)
 		opsParallel(b, nil, 1, rb.syncPublish(body))
 	})
-	b.Run("step", func(b *testing.B) {
-		s := benchSession(b, true)
-		h, err := s.singlePublish(b.Context(), "publish", subjectPublish)
-		if err != nil {
-			b.Fatal(err)
-		}
-		opsParallel(b, s, 1, s.publishOne(h, subjectPublish, string(body)))
-	})
+	for _, mode := range benchModes {
+		b.Run(mode+"/step", func(b *testing.B) {
+			s := benchSession(b, mode, true)
+			h, err := s.singlePublish(b.Context(), "publish", subjectPublish)
+			if err != nil {
+				b.Fatal(err)
+			}
+			opsParallel(b, s, 1, s.publishOne(h, subjectPublish, string(body)))
+		})
+	}
 }

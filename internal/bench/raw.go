@@ -72,6 +72,9 @@ func (rb *rawBroker) close(ctx context.Context) {
 	_ = rb.srv.Shutdown(ctx)
 }
 
+// cpu reads the CPU time of this process, where the raw broker runs.
+func (rb *rawBroker) cpu() time.Duration { return cpuTime(nil) }
+
 // syncPublish is one synchronous publish: it returns once the stream has
 // stored the message.
 func (rb *rawBroker) syncPublish(body []byte) op {
@@ -114,6 +117,7 @@ func (rb *rawBroker) streamAsync(ctx context.Context, body []byte, warmup, measu
 		}
 	}
 	before := rb.asyncErrs.Load()
+	cpu0 := cpuTime(nil)
 	n, elapsed, err := run(measure)
 	if err != nil {
 		return measurement{}, err
@@ -121,7 +125,7 @@ func (rb *rawBroker) streamAsync(ctx context.Context, body []byte, warmup, measu
 	if failed := rb.asyncErrs.Load() - before; failed > 0 {
 		return measurement{}, fmt.Errorf("%d of %d async publishes failed", failed, n)
 	}
-	return measurement{Messages: n, Elapsed: elapsed}, nil
+	return measurement{Messages: n, Elapsed: elapsed, CPU: cpuTime(nil) - cpu0}, nil
 }
 
 // fill stores n messages on subject with async publishes.
@@ -159,6 +163,7 @@ func (rb *rawBroker) fetchAck(ctx context.Context, subject string, n int, limit 
 	var (
 		got   int64
 		start time.Time
+		cpu0  time.Duration
 	)
 	deadline := time.Now().Add(limit + fetchMaxWait)
 	for got < int64(n) {
@@ -177,7 +182,7 @@ func (rb *rawBroker) fetchAck(ctx context.Context, subject string, n int, limit 
 		}
 		for m := range batch.Messages() {
 			if start.IsZero() {
-				start = time.Now()
+				start, cpu0 = time.Now(), cpuTime(nil)
 			}
 			if err := m.Ack(); err != nil {
 				return measurement{}, fmt.Errorf("ack: %w", err)
@@ -191,5 +196,5 @@ func (rb *rawBroker) fetchAck(ctx context.Context, subject string, n int, limit 
 	if got == 0 {
 		return measurement{}, fmt.Errorf("no message arrived")
 	}
-	return measurement{Messages: got, Elapsed: time.Since(start)}, nil
+	return measurement{Messages: got, Elapsed: time.Since(start), CPU: cpuTime(nil) - cpu0}, nil
 }

@@ -52,6 +52,9 @@ type Result struct {
 	// Latency is per call for publish scenarios, per message from send to
 	// pipeline start for the latency scenario; zero when not measured.
 	Latency Percentiles
+	// CPUPerMessage is the CPU time the host and the plugin (and the
+	// broker, which runs in one of them) spent per message.
+	CPUPerMessage time.Duration
 	// PluginRSS and PluginPeakRSS are the plugin process's VmRSS after the
 	// scenario and its VmHWM so far, in bytes; 0 when no plugin process
 	// took part.
@@ -114,6 +117,9 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		out["ceiling"] = r.Ceiling
 		out["ratio"] = r.Ratio
 	}
+	if r.CPUPerMessage > 0 {
+		out["cpu_us_per_msg"] = float64(r.CPUPerMessage) / float64(time.Microsecond)
+	}
 	if r.Latency.Count > 0 {
 		out["latency"] = map[string]any{
 			"count": r.Latency.Count, "p50_ms": ms(r.Latency.P50), "p99_ms": ms(r.Latency.P99),
@@ -148,7 +154,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "%d CPUs (%s), %s memory, %s %s/%s, GOMAXPROCS %d, host GOGC %s; load average %s at start, %s at end; %.0fs\n\n",
 		m.CPUs, m.CPUModel, m.Memory, m.GoVersion, m.OS, m.Arch, m.GOMAXPROCS, fmtGOGC(m.HostGOGC), m.LoadAverage, m.LoadAverageEnd, r.Elapsed.Seconds())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tmsg/s\tceiling\tratio\tp50\tp99\tp99.9\tplugin RSS\t")
+	fmt.Fprintln(tw, "scenario\tmsg/s\tceiling\tratio\tcpu/msg\tp50\tp99\tp99.9\tplugin RSS\t")
 	for _, res := range r.Results {
 		ceiling, ratio := "-", "-"
 		if res.Ceiling != "" {
@@ -163,7 +169,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if res.PluginRSS > 0 {
 			rss = fmtBytes(res.PluginRSS)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", res.ID, fmtRate(res.Rate), ceiling, ratio, p50, p99, p999, rss)
+		cpu := "-"
+		if res.CPUPerMessage > 0 {
+			cpu = fmtMicros(res.CPUPerMessage)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", res.ID, fmtRate(res.Rate), ceiling, ratio, cpu, p50, p99, p999, rss)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -197,6 +207,11 @@ func fmtRate(v float64) string {
 // fmtDuration writes d in milliseconds with three significant decimals.
 func fmtDuration(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64) + "ms"
+}
+
+// fmtMicros writes d in microseconds with one decimal.
+func fmtMicros(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Microsecond), 'f', 1, 64) + "µs"
 }
 
 // fmtBytes writes n in MiB.

@@ -136,11 +136,17 @@ func (s *session) bareRPC() op {
 // have passed. Every trigger reads through a durable consumer of its own,
 // from the start of the stream.
 func (s *session) triggerRun(ctx context.Context, subject string, concurrency, target int, limit time.Duration) (measurement, error) {
+	cpu0 := s.cpu()
 	h, sk, err := s.startTrigger(ctx, subject, concurrency, target, false)
 	if err != nil {
 		return measurement{}, err
 	}
 	m, waitErr := waitRuns(ctx, sk, limit)
+	// The CPU time from the trigger's start to here, per run so far: the
+	// runs before the window opened cost CPU too.
+	if n := sk.count.Load(); n > 0 {
+		m.CPU = (s.cpu() - cpu0) * time.Duration(m.Messages) / time.Duration(n)
+	}
 	if err := s.stopTrigger(ctx, h, sk); err != nil && waitErr == nil {
 		waitErr = err
 	}
@@ -299,6 +305,7 @@ func (s *session) paced(ctx context.Context, sk *sink, step, subject string, rat
 		}
 		time.Sleep(time.Millisecond)
 	}
+	cpu0 := s.cpu()
 	start = time.Now()
 	for i := range total {
 		if err := send(start.Add(time.Duration(i)*interval), true); err != nil {
@@ -312,5 +319,5 @@ func (s *session) paced(ctx context.Context, sk *sink, step, subject string, rat
 	case <-time.After(firstRunGuard):
 		return measurement{}, fmt.Errorf("%d of %d messages reached a pipeline", sk.count.Load()-latencyWarmup, total)
 	}
-	return measurement{Messages: int64(total), Elapsed: time.Duration(total) * interval, Latency: sk.latencies()}, nil
+	return measurement{Messages: int64(total), Elapsed: time.Duration(total) * interval, Latency: sk.latencies(), CPU: s.cpu() - cpu0}, nil
 }

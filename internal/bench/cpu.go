@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -14,9 +13,11 @@ import (
 const clockTicks = 100
 
 // cpuTime is the CPU time used so far by this process and, when s runs its
-// plugin as a child process, by the plugin too. Unlike throughput it
-// hardly depends on what else the machine is running, which makes it the
-// figure to compare when judging an optimisation on a busy machine.
+// plugin as a child process, by the plugin too: host plus plugin, with the
+// broker, which runs in the plugin (or, for raw figures and a plugin in
+// this process, here). Unlike throughput it hardly depends on what else the
+// machine is running, which makes it the figure to compare when judging an
+// optimisation on a busy machine.
 func cpuTime(s *session) time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -38,11 +39,4 @@ func cpuTime(s *session) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return total + time.Duration(ut+st)*time.Second/clockTicks
-}
-
-// reportCPU reports the CPU time per message since start.
-func reportCPU(b *testing.B, s *session, start time.Duration, messages int64) {
-	if messages > 0 {
-		b.ReportMetric(float64(cpuTime(s)-start)/float64(time.Microsecond)/float64(messages), "cpu-µs/msg")
-	}
 }
