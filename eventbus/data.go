@@ -15,7 +15,7 @@ import (
 // travel twice in the pipeline's data, and a parsed tree takes up to
 // several times its text's size on the wire. It is NATS's default
 // max_payload, so on a broker with default settings every JSON payload is
-// parsed; a template can parse a larger one with fromJson.
+// parsed; a pipeline can parse a larger one with step.json_parse.
 const MaxParsedPayload = 1 << 20
 
 // messageData is what a pipeline sees of a message, in JSON-shaped values

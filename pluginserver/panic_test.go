@@ -189,7 +189,7 @@ func runPanicApp(t *testing.T, launch func(context.Context, wfplugin.Plugin, ...
 		t.Errorf("handled %v, want first and last once each", done)
 	}
 	for p, want := range map[string]string{
-		"panic-in-step":     `step "publish" failed: wfplugin: ExecuteStep publish: plugin code panicked: Execute step-5: planted in a step`,
+		"panic-in-step":     `step "publish" failed: remote step execute: plugin code panicked: Execute step-5: planted in a step`,
 		"panic-in-delivery": "plugin code panicked: TriggerWorkflow pipeline:forward: planted in a delivery",
 	} {
 		if text, ok := dead[p]; !ok || !strings.Contains(text, want) {

@@ -72,7 +72,7 @@ type localConn struct {
 
 // errLocalClosed is what a call on a closed direct Client fails with; the
 // Client reports it as ErrClosed, as it reports a closed connection.
-var errLocalClosed = status.Error(codes.Unavailable, "the in-process plugin is closed")
+var errLocalClosed = status.Error(codes.Canceled, "grpc: the client connection is closing")
 
 // begin fails as the wire fails a call that cannot start: on a closed
 // Client, or with ctx already done.
