@@ -69,8 +69,17 @@ type Harness struct {
 	Features Features
 	// Storage is the storage of the streams the suite creates.
 	Storage bus.Storage
+	// Replicas is how many copies of each stream the suite creates the
+	// broker keeps; 0 leaves it to the backend. A clustered broker sets it
+	// to keep every stream on several servers.
+	Replicas int
 	// New returns a fresh environment; it registers its own cleanup with t.
+	// Environments may share a broker: every case uses streams of its own.
 	New func(t *testing.T) Env
+	// NewForRestart, when set, returns the environment of the cases that
+	// restart the broker instead of New: a backend whose New shares a
+	// broker between cases gives those cases a broker of their own.
+	NewForRestart func(t *testing.T) Env
 }
 
 // Run runs every case of the suite against h, each as a parallel subtest.

@@ -73,6 +73,20 @@ func (s *suite) setup(t *testing.T, opts ...option) *fixture {
 	return s.addStream(t, env, opts...)
 }
 
+// setupForRestart is setup for a case that restarts the broker: on an Env
+// from Harness.NewForRestart when the harness has one.
+func (s *suite) setupForRestart(t *testing.T, opts ...option) *fixture {
+	t.Helper()
+	if s.h.NewForRestart == nil {
+		return s.setup(t, opts...)
+	}
+	env := s.h.NewForRestart(t)
+	if env.Bus == nil {
+		t.Fatal("bustest: Harness.NewForRestart returned an Env with a nil Bus")
+	}
+	return s.addStream(t, env, opts...)
+}
+
 // sibling makes another stream and consumer on the same Env as f.
 func (f *fixture) sibling(t *testing.T, opts ...option) *fixture {
 	t.Helper()
@@ -84,7 +98,7 @@ func (f *fixture) sibling(t *testing.T, opts ...option) *fixture {
 func (s *suite) addStream(t *testing.T, env Env, opts ...option) *fixture {
 	t.Helper()
 	name := s.uniqueName(t)
-	sc := bus.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: s.h.Storage}
+	sc := bus.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: s.h.Storage, Replicas: s.h.Replicas}
 	cc := bus.ConsumerConfig{Durable: consumerName, Stream: name, AckPolicy: bus.AckExplicit}
 	for _, o := range opts {
 		o(&sc, &cc)

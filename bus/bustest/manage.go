@@ -32,7 +32,7 @@ func testManagement(t *testing.T, s *suite) {
 func ensureStream(t *testing.T, s *suite, f *fixture) {
 	ctx := guard(t)
 	name := s.uniqueName(t)
-	cfg := bus.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: s.h.Storage, MaxMsgs: 100}
+	cfg := bus.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: s.h.Storage, Replicas: s.h.Replicas, MaxMsgs: 100}
 	for call := 1; call <= 2; call++ {
 		info, err := f.bus.EnsureStream(ctx, cfg)
 		if err != nil {
@@ -54,6 +54,9 @@ func ensureStream(t *testing.T, s *suite, f *fixture) {
 	}
 	if info.Config.MaxMsgs != 200 || !slices.Equal(info.Config.Subjects, cfg.Subjects) || info.Config.Storage != cfg.Storage {
 		t.Errorf("StreamInfo config %+v, want MaxMsgs 200, subjects %q, storage %v", info.Config, cfg.Subjects, cfg.Storage)
+	}
+	if s.h.Replicas > 0 && info.Config.Replicas != s.h.Replicas {
+		t.Errorf("StreamInfo config has %d replicas, want %d", info.Config.Replicas, s.h.Replicas)
 	}
 	all, err := f.bus.Streams(ctx)
 	if err != nil {

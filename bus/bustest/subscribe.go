@@ -160,7 +160,15 @@ func testClose(t *testing.T, s *suite) {
 // and checks that no acked message comes back.
 func testUnconfirmedAcks(t *testing.T, s *suite) {
 	const total = 500
-	f := s.setup(t, withAckWait(shortAckWait))
+	restarts := restartable(s.h) == ""
+	setup := s.setup
+	if restarts {
+		setup = s.setupForRestart
+	}
+	f := setup(t, withAckWait(shortAckWait))
+	if restarts && f.env.Restart == nil {
+		t.Fatal("Features.Restart is promised but Env.Restart is nil")
+	}
 	ctx := guard(t)
 	f.publish(t, "a", total)
 
@@ -188,7 +196,7 @@ func testUnconfirmedAcks(t *testing.T, s *suite) {
 	if n := handled.Load(); n != total {
 		t.Fatalf("handled %d deliveries, want %d: an acked message came back before Stop", n, total)
 	}
-	if restartable(s.h) == "" {
+	if restarts {
 		f.env.Restart(t)
 		f.awaitReconnect(t)
 	}
