@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -140,6 +141,9 @@ func portRange(field string, port, def, size int) (int, error) {
 // A Cluster is safe for concurrent use.
 type Cluster struct {
 	cfg ClusterConfig
+	// settling is set while the cluster forms and while it shuts down; see
+	// settlingHandler.
+	settling *atomic.Bool
 
 	mu     sync.Mutex
 	nodes  []*clusterNode
@@ -181,7 +185,8 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 
 // startCluster is one attempt of StartCluster.
 func startCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
-	c := &Cluster{cfg: cfg, nodes: make([]*clusterNode, cfg.Size)}
+	c := &Cluster{cfg: cfg, settling: new(atomic.Bool), nodes: make([]*clusterNode, cfg.Size)}
+	c.settling.Store(true)
 	for i := range c.nodes {
 		name := cfg.Name + "-" + strconv.Itoa(i)
 		n := &clusterNode{
@@ -197,8 +202,8 @@ func startCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			},
 			clusterPort: offsetPort(cfg.ClusterPort, i),
 		}
-		if n.cfg.Logger != nil {
-			n.cfg.Logger = n.cfg.Logger.With("server", name)
+		if cfg.Logger != nil {
+			n.cfg.Logger = slog.New(settlingHandler{Handler: cfg.Logger.Handler(), settling: c.settling}).With("server", name)
 		}
 		// Every server's routes name every route port, so they must all be
 		// known before the first server starts.
@@ -213,17 +218,58 @@ func startCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		}
 		c.nodes[i] = n
 	}
-	for _, n := range c.nodes {
-		if err := c.startNode(ctx, n); err != nil {
-			c.stopAll(context.WithoutCancel(ctx))
-			return nil, fmt.Errorf("server %s: %w", n.name, err)
-		}
+	// All servers start at once, so that their routes connect before their
+	// first meta leader election: servers that campaign before they can
+	// reach each other split the vote and wait seconds for the next round.
+	errs := make([]error, len(c.nodes))
+	var wg sync.WaitGroup
+	for i, n := range c.nodes {
+		wg.Go(func() {
+			if err := c.startNode(ctx, n); err != nil {
+				errs[i] = fmt.Errorf("server %s: %w", n.name, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		c.stopAll(context.WithoutCancel(ctx))
+		return nil, err
 	}
 	if _, err := c.WaitReady(ctx); err != nil {
 		c.stopAll(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("%w: %w", ErrStart, err)
 	}
+	c.settling.Store(false)
 	return c, nil
+}
+
+// settlingHandler passes the servers' log records on, but while the
+// cluster forms or shuts down it hands warnings and errors on as debug
+// records: servers that are not up yet, or no longer, refuse and drop
+// routes to each other as a matter of course, and those reports would
+// read as faults. Once the cluster runs, a lost route is news and keeps
+// its level.
+type settlingHandler struct {
+	slog.Handler
+	settling *atomic.Bool
+}
+
+func (h settlingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level > slog.LevelDebug && h.settling.Load() {
+		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
+			return nil
+		}
+		r.Level = slog.LevelDebug
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h settlingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return settlingHandler{Handler: h.Handler.WithAttrs(attrs), settling: h.settling}
+}
+
+func (h settlingHandler) WithGroup(name string) slog.Handler {
+	return settlingHandler{Handler: h.Handler.WithGroup(name), settling: h.settling}
 }
 
 // offsetPort returns the i-th port of a range starting at first, or
@@ -408,6 +454,7 @@ func (c *Cluster) Restart(ctx context.Context, name string) error {
 // Shutdown stops every server and waits until all are down or ctx is done.
 // It is idempotent; the cluster cannot be started again.
 func (c *Cluster) Shutdown(ctx context.Context) error {
+	c.settling.Store(true)
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
