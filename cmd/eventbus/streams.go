@@ -24,7 +24,7 @@ func newStreamsCmd(d deps) *cobra.Command {
 			"up. On a cluster, pass every server's URL so the\n" +
 			"listing works whichever server is down:\n" +
 			"  eventbus streams --url nats://10.0.0.1:4222,nats://10.0.0.2:4222,nats://10.0.0.3:4222",
-		Args:  withUsageErrors(cobra.NoArgs),
+		Args: withUsageErrors(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := conn.validate(); err != nil {
 				return usageError(cmd, err)
