@@ -155,11 +155,13 @@ func TestStreamsCluster(t *testing.T) {
 	if follower == leader {
 		follower = c.Names()[1]
 	}
+	t.Logf("PHASE stop %s (leader %s)", follower, leader)
 	if err := c.Stop(ctx, follower); err != nil {
 		t.Fatal(err)
 	}
 	waitStreamRow(t, urls, "R3", func(row []string) bool { return row[6] == leader && row[7] == follower+"(offline)" })
 
+	t.Logf("PHASE start")
 	if err := c.Start(ctx, follower); err != nil {
 		t.Fatal(err)
 	}

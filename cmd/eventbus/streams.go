@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
@@ -48,12 +50,8 @@ func runStreams(ctx context.Context, d deps, conn *connFlags) error {
 	if err != nil {
 		return err
 	}
-	var infos []*jetstream.StreamInfo
-	lister := js.ListStreams(ctx)
-	for info := range lister.Info() {
-		infos = append(infos, info)
-	}
-	if err := lister.Err(); err != nil {
+	infos, err := listStreams(ctx, js)
+	if err != nil {
 		return fmt.Errorf("list streams: %w", jetStreamError(err))
 	}
 	if len(infos) == 0 {
@@ -101,4 +99,37 @@ func placement(ci *jetstream.ClusterInfo) (leader, lagging string) {
 		return leader, "-"
 	}
 	return leader, strings.Join(behind, ",")
+}
+
+const (
+	// listAttempt bounds one listing request. A cluster that has just lost
+	// a server can leave a request unanswered; another one gets through.
+	listAttempt = 5 * time.Second
+	// listAttempts is how many listing requests streams makes before it
+	// gives up.
+	listAttempts = 3
+)
+
+// listStreams returns the information of every stream, asking again when a
+// request goes unanswered.
+func listStreams(ctx context.Context, js jetstream.JetStream) ([]*jetstream.StreamInfo, error) {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, listAttempt)
+		var infos []*jetstream.StreamInfo
+		lister := js.ListStreams(actx)
+		for info := range lister.Info() {
+			infos = append(infos, info)
+		}
+		err := lister.Err()
+		cancel()
+		if err == nil {
+			return infos, nil
+		}
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || attempt == listAttempts {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return nil, fmt.Errorf("no answer to %d requests: %w", attempt, err)
+			}
+			return nil, err
+		}
+	}
 }
