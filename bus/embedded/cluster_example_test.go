@@ -48,6 +48,13 @@ func ExampleStartCluster() {
 		fmt.Println(err)
 		return
 	}
+	// A replicated stream takes publishes once its replicas have elected
+	// a leader.
+	leader, err := c.WaitStreamLeader(ctx, "ORDERS")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	if _, err := js.Publish(ctx, "orders.created", []byte(`{"id":1}`)); err != nil {
 		fmt.Println(err)
 		return
@@ -55,11 +62,6 @@ func ExampleStartCluster() {
 
 	// The stream's leader goes away; another server takes over with the
 	// message.
-	leader, err := c.WaitStreamLeader(ctx, "ORDERS")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
 	if err := c.Stop(ctx, leader); err != nil {
 		fmt.Println(err)
 		return

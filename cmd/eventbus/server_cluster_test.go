@@ -58,6 +58,7 @@ func TestServerCluster(t *testing.T) {
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Replicas: 3}); err != nil {
 		t.Fatalf("create R3 stream: %v", err)
 	}
+	waitStreamLeader(t, js, "ORDERS")
 	res := runCLI(t, nil, "", "pub", "orders.created", "x", "--url", urls)
 	if res.code != 0 || res.stdout != "published to ORDERS seq 1\n" {
 		t.Fatalf("pub: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
@@ -135,6 +136,9 @@ func TestStreamsCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	createStream(t, js, "R1", "r1.>")
+	if _, err := c.WaitStreamLeader(ctx, "R3"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := js.Publish(ctx, "r3.a", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +191,25 @@ func waitStreamRow(t *testing.T, urls, stream string, ok func(row []string) bool
 		case <-guard:
 			t.Fatalf("streams never showed the expected %s row; last output:\n%s", stream, last)
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// waitStreamLeader waits until stream has elected a leader, which takes its
+// publishes: a replicated stream elects one after it is created.
+func waitStreamLeader(t *testing.T, js jetstream.JetStream, stream string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+	defer cancel()
+	for {
+		s, err := js.Stream(ctx, stream)
+		if err == nil && s.CachedInfo().Cluster != nil && s.CachedInfo().Cluster.Leader != "" {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("stream %s elected no leader: %v", stream, err)
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
