@@ -200,6 +200,9 @@ type renderer struct {
 // brokers' deploy_target otherwise; they must agree.
 func chooseTarget(app *App, option string) (string, error) {
 	target := option
+	if target != "" && !slices.Contains(Targets(), target) {
+		return "", fmt.Errorf("%w: %q; eventbus deploy renders %s", ErrTarget, target, strings.Join(Targets(), ", "))
+	}
 	for _, b := range app.Brokers {
 		t := strings.TrimSpace(b.Config.GetDeployTarget())
 		if t == "" {
@@ -218,7 +221,8 @@ func chooseTarget(app *App, option string) (string, error) {
 			ErrTarget, app.File, strings.Join(Targets(), ", "))
 	}
 	if !slices.Contains(Targets(), target) {
-		return "", fmt.Errorf("%w: %q; eventbus deploy renders %s", ErrTarget, target, strings.Join(Targets(), ", "))
+		return "", fmt.Errorf("%w: %s: deploy_target %q; eventbus deploy renders %s (pass --target)",
+			ErrTarget, app.File, target, strings.Join(Targets(), ", "))
 	}
 	return target, nil
 }

@@ -359,6 +359,7 @@ func TestRenderErrors(t *testing.T) {
 	}{
 		{"unknown target", broker("{}"), deploy.Options{Target: "aws.ecs"}, deploy.ErrTarget, "renders digitalocean.app_platform, kubernetes"},
 		{"no target", broker("{}"), deploy.Options{}, deploy.ErrTarget, "choose one of digitalocean.app_platform, kubernetes"},
+		{"broker target not rendered", broker("{deploy_target: self_hosted, dsn: 'nats://x:4222'}"), deploy.Options{}, deploy.ErrTarget, `deploy_target "self_hosted"; eventbus deploy renders`},
 		{"targets disagree", broker("{deploy_target: kubernetes}"), deploy.Options{Target: deploy.TargetAppPlatform}, deploy.ErrTarget, "app.yaml:2: module bus: deploy_target"},
 		{"url set", broker("{dsn: 'nats://x:4222'}"), deploy.Options{Target: "kubernetes"}, deploy.ErrApp, "EVENTBUS_BUS_URI"},
 		{"even replicas", broker("{replicas: 2}"), deploy.Options{Target: "kubernetes"}, deploy.ErrApp, "replicas: 2"},
