@@ -276,7 +276,7 @@ func planNATS(file, app string, b Broker) (natsPlan, []string, error) {
 	}
 	name := app + "-" + strings.ToLower(b.Module)
 	if errs := validation.IsDNS1123Label(name); len(errs) > 0 || len(name) > 52 {
-		return fail("objects would be named %q, which is no DNS label of at most 52 characters; shorten the app or module name", name)
+		return fail("objects would be named %q, which is no DNS label of at most 52 characters (lower-case letters, digits, '-'); rename the module or pass another app name", name)
 	}
 	p := natsPlan{module: b.Module, line: b.Line, base: name, replicas: int(cfg.GetReplicas())}
 	switch p.replicas {

@@ -2,6 +2,7 @@ package bustest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -85,12 +86,24 @@ func ensureConsumer(t *testing.T, f *fixture) {
 	if _, err := f.bus.EnsureConsumer(ctx, cfg); err != nil {
 		t.Fatalf("EnsureConsumer updating AckWait: %v", err)
 	}
-	info, err := f.bus.ConsumerInfo(ctx, f.stream, cfg.Durable)
-	if err != nil {
-		t.Fatalf("ConsumerInfo: %v", err)
-	}
-	if info.Config.AckWait != cfg.AckWait {
-		t.Errorf("ConsumerInfo AckWait = %v, want %v", info.Config.AckWait, cfg.AckWait)
+	// A clustered broker answers the update before the consumer's leader
+	// has applied it, so ConsumerInfo may show the old value for a moment.
+	wctx, cancel := context.WithTimeout(ctx, countGuard)
+	defer cancel()
+	for {
+		info, err := f.bus.ConsumerInfo(wctx, f.stream, cfg.Durable)
+		if err != nil {
+			t.Fatalf("ConsumerInfo: %v", err)
+		}
+		if info.Config.AckWait == cfg.AckWait {
+			return
+		}
+		select {
+		case <-wctx.Done():
+			t.Errorf("ConsumerInfo AckWait = %v, want %v", info.Config.AckWait, cfg.AckWait)
+			return
+		case <-time.After(countPoll):
+		}
 	}
 }
 
