@@ -548,6 +548,26 @@ func (c *Cluster) WaitConsumerLeader(ctx context.Context, stream, consumer strin
 	return waitFor(ctx, func() (string, error) { return c.ConsumerLeader(stream, consumer) })
 }
 
+// WaitStreamPublishable waits until stream has a leader and every running
+// server routes a publish on subject to it, and returns the leader's name.
+// A stream just created, or just given a new leader, takes publishes only
+// from then on: before, a publish reaching a server that has not yet
+// learned where the stream is finds nothing listening on its subject.
+func (c *Cluster) WaitStreamPublishable(ctx context.Context, stream, subject string) (string, error) {
+	return waitFor(ctx, func() (string, error) {
+		leader, err := c.StreamLeader(stream)
+		if err != nil {
+			return "", err
+		}
+		for name, s := range c.running() {
+			if !s.GlobalAccount().SubscriptionInterest(subject) {
+				return "", fmt.Errorf("%w of stream %s: server %s does not route %s to it yet", ErrNoLeader, stream, name, subject)
+			}
+		}
+		return leader, nil
+	})
+}
+
 // WaitReady waits until the running servers have a JetStream meta leader
 // that each of them follows and is caught up with, and returns the
 // leader's name. After StartCluster, and after a server is started again,

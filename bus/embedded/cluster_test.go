@@ -137,7 +137,15 @@ func TestClusterStart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create R3 stream: %v", err)
 	}
-	publishAll(t, ctx, js, "r3.a", 0, 100)
+	// Once every server routes its subjects to the new stream's leader, a
+	// publish from any of them is stored at the first try.
+	if _, err := c.WaitStreamPublishable(ctx, "R3", "r3.a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "r3.a", []byte("first"), jetstream.WithMsgID("m-first")); err != nil {
+		t.Fatalf("publish to a publishable stream: %v", err)
+	}
+	publishAll(t, ctx, js, "r3.a", 0, 99)
 	sl, err := c.WaitStreamCurrent(ctx, "R3")
 	if err != nil {
 		t.Fatal(err)

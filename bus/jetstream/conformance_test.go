@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,16 +58,38 @@ func TestConformance(t *testing.T) {
 			Replicas: 3,
 			New: func(t *testing.T) bustest.Env {
 				b, _ := clusterBus(t, shared)
-				return bustest.Env{Bus: b}
+				return bustest.Env{Bus: publishableBus{b, shared}}
 			},
 			NewForRestart: func(t *testing.T) bustest.Env {
 				c := startConformanceCluster(t)
 				b, _ := clusterBus(t, c)
 				_, nc := clusterBus(t, c)
-				return bustest.Env{Bus: b, Restart: func(t *testing.T) { rollingRestart(t, c, nc) }}
+				return bustest.Env{Bus: publishableBus{b, c}, Restart: func(t *testing.T) { rollingRestart(t, c, nc) }}
 			},
 		})
 	})
+}
+
+// publishableBus is a bus whose EnsureStream returns once the stream takes
+// publishes from every server of the cluster. The suite publishes as soon
+// as EnsureStream returns; a new replicated stream first elects a leader,
+// and its subjects then reach every server, and a publish before that gets
+// no response, which the bus reports as bus.ErrNoStream.
+type publishableBus struct {
+	*jetstream.Bus
+	c *embedded.Cluster
+}
+
+func (b publishableBus) EnsureStream(ctx context.Context, cfg bus.StreamConfig) (bus.StreamInfo, error) {
+	info, err := b.Bus.EnsureStream(ctx, cfg)
+	if err != nil || len(cfg.Subjects) == 0 {
+		return info, err
+	}
+	subject := strings.NewReplacer(">", "probe", "*", "probe").Replace(cfg.Subjects[0])
+	if _, err := b.c.WaitStreamPublishable(ctx, cfg.Name, subject); err != nil {
+		return info, fmt.Errorf("stream %s takes no publishes: %w", cfg.Name, err)
+	}
+	return info, nil
 }
 
 // startConformanceCluster starts a 3-node cluster on random ports, shut down
