@@ -74,12 +74,11 @@ type Harness struct {
 	// to keep every stream on several servers.
 	Replicas int
 	// New returns a fresh environment; it registers its own cleanup with t.
-	// Environments may share a broker: every case uses streams of its own.
 	New func(t *testing.T) Env
-	// NewForRestart, when set, returns the environment of the cases that
-	// restart the broker instead of New: a backend whose New shares a
-	// broker between cases gives those cases a broker of their own.
-	NewForRestart func(t *testing.T) Env
+	// NewRestartable, when set, returns the environments of the cases that
+	// restart the broker, so that New may hand out environments that share
+	// one broker. Nil means New.
+	NewRestartable func(t *testing.T) Env
 }
 
 // Run runs every case of the suite against h, each as a parallel subtest.

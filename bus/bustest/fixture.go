@@ -73,16 +73,15 @@ func (s *suite) setup(t *testing.T, opts ...option) *fixture {
 	return s.addStream(t, env, opts...)
 }
 
-// setupForRestart is setup for a case that restarts the broker: on an Env
-// from Harness.NewForRestart when the harness has one.
-func (s *suite) setupForRestart(t *testing.T, opts ...option) *fixture {
+// setupRestartable is setup for a case that may restart the broker.
+func (s *suite) setupRestartable(t *testing.T, opts ...option) *fixture {
 	t.Helper()
-	if s.h.NewForRestart == nil {
+	if s.h.NewRestartable == nil || restartable(s.h) != "" {
 		return s.setup(t, opts...)
 	}
-	env := s.h.NewForRestart(t)
+	env := s.h.NewRestartable(t)
 	if env.Bus == nil {
-		t.Fatal("bustest: Harness.NewForRestart returned an Env with a nil Bus")
+		t.Fatal("bustest: Harness.NewRestartable returned an Env with a nil Bus")
 	}
 	return s.addStream(t, env, opts...)
 }

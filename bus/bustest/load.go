@@ -136,7 +136,7 @@ func testRestart(t *testing.T, s *suite) {
 		attemptWait = 2 * time.Second
 		retryPause  = 50 * time.Millisecond
 	)
-	f := s.setupForRestart(t)
+	f := s.setupRestartable(t)
 	if f.env.Restart == nil {
 		t.Fatal("Features.Restart is promised but Env.Restart is nil")
 	}

@@ -160,15 +160,7 @@ func testClose(t *testing.T, s *suite) {
 // and checks that no acked message comes back.
 func testUnconfirmedAcks(t *testing.T, s *suite) {
 	const total = 500
-	restarts := restartable(s.h) == ""
-	setup := s.setup
-	if restarts {
-		setup = s.setupForRestart
-	}
-	f := setup(t, withAckWait(shortAckWait))
-	if restarts && f.env.Restart == nil {
-		t.Fatal("Features.Restart is promised but Env.Restart is nil")
-	}
+	f := s.setupRestartable(t, withAckWait(shortAckWait))
 	ctx := guard(t)
 	f.publish(t, "a", total)
 
@@ -196,7 +188,7 @@ func testUnconfirmedAcks(t *testing.T, s *suite) {
 	if n := handled.Load(); n != total {
 		t.Fatalf("handled %d deliveries, want %d: an acked message came back before Stop", n, total)
 	}
-	if restarts {
+	if restartable(s.h) == "" {
 		f.env.Restart(t)
 		f.awaitReconnect(t)
 	}

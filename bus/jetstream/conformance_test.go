@@ -60,7 +60,7 @@ func TestConformance(t *testing.T) {
 				b, _ := clusterBus(t, shared)
 				return bustest.Env{Bus: publishableBus{b, shared}}
 			},
-			NewForRestart: func(t *testing.T) bustest.Env {
+			NewRestartable: func(t *testing.T) bustest.Env {
 				c := startConformanceCluster(t)
 				b, _ := clusterBus(t, c)
 				_, nc := clusterBus(t, c)
