@@ -73,6 +73,10 @@ type Harness struct {
 	Features Features
 	// Storage is the storage of the streams the suite creates.
 	Storage bus.Storage
+	// Replicas is how many copies of each stream the suite creates the
+	// broker keeps; 0 leaves it to the backend. A clustered broker sets it
+	// to keep every stream on several servers.
+	Replicas int
 	// New returns a fresh environment; it registers its own cleanup with t.
 	New func(t *testing.T) Env
 	// NewRestartable, when set, returns the environments of the cases that

@@ -97,7 +97,7 @@ func (f *fixture) sibling(t *testing.T, opts ...option) *fixture {
 func (s *suite) addStream(t *testing.T, env Env, opts ...option) *fixture {
 	t.Helper()
 	name := s.uniqueName(t)
-	sc := bus.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: s.h.Storage}
+	sc := bus.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: s.h.Storage, Replicas: s.h.Replicas}
 	cc := bus.ConsumerConfig{Durable: consumerName, Stream: name, AckPolicy: bus.AckExplicit}
 	for _, o := range opts {
 		o(&sc, &cc)

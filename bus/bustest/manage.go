@@ -2,6 +2,7 @@ package bustest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -32,7 +33,7 @@ func testManagement(t *testing.T, s *suite) {
 func ensureStream(t *testing.T, s *suite, f *fixture) {
 	ctx := guard(t)
 	name := s.uniqueName(t)
-	cfg := bus.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: s.h.Storage, MaxMsgs: 100}
+	cfg := bus.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: s.h.Storage, Replicas: s.h.Replicas, MaxMsgs: 100}
 	for call := 1; call <= 2; call++ {
 		info, err := f.bus.EnsureStream(ctx, cfg)
 		if err != nil {
@@ -54,6 +55,9 @@ func ensureStream(t *testing.T, s *suite, f *fixture) {
 	}
 	if info.Config.MaxMsgs != 200 || !slices.Equal(info.Config.Subjects, cfg.Subjects) || info.Config.Storage != cfg.Storage {
 		t.Errorf("StreamInfo config %+v, want MaxMsgs 200, subjects %q, storage %v", info.Config, cfg.Subjects, cfg.Storage)
+	}
+	if s.h.Replicas > 0 && info.Config.Replicas != s.h.Replicas {
+		t.Errorf("StreamInfo config has %d replicas, want %d", info.Config.Replicas, s.h.Replicas)
 	}
 	all, err := f.bus.Streams(ctx)
 	if err != nil {
@@ -82,12 +86,24 @@ func ensureConsumer(t *testing.T, f *fixture) {
 	if _, err := f.bus.EnsureConsumer(ctx, cfg); err != nil {
 		t.Fatalf("EnsureConsumer updating AckWait: %v", err)
 	}
-	info, err := f.bus.ConsumerInfo(ctx, f.stream, cfg.Durable)
-	if err != nil {
-		t.Fatalf("ConsumerInfo: %v", err)
-	}
-	if info.Config.AckWait != cfg.AckWait {
-		t.Errorf("ConsumerInfo AckWait = %v, want %v", info.Config.AckWait, cfg.AckWait)
+	// A clustered broker answers the update before the consumer's leader
+	// has applied it, so ConsumerInfo may show the old value for a moment.
+	wctx, cancel := context.WithTimeout(ctx, countGuard)
+	defer cancel()
+	for {
+		info, err := f.bus.ConsumerInfo(wctx, f.stream, cfg.Durable)
+		if err != nil {
+			t.Fatalf("ConsumerInfo: %v", err)
+		}
+		if info.Config.AckWait == cfg.AckWait {
+			return
+		}
+		select {
+		case <-wctx.Done():
+			t.Errorf("ConsumerInfo AckWait = %v, want %v", info.Config.AckWait, cfg.AckWait)
+			return
+		case <-time.After(countPoll):
+		}
 	}
 }
 

@@ -16,4 +16,12 @@
 // Start validates the configuration, starts the server and waits until it
 // accepts clients; Shutdown stops it and waits until it is down. Connect
 // returns a client connection that skips the network when it can.
+//
+// StartCluster runs several such servers routed to each other on loopback,
+// each with its own store directory and ports, as a JetStream cluster that
+// takes replicated streams: a development stand-in for a production
+// cluster, and the cluster the tests take servers away from. A server of a
+// Cluster is addressed by name (Stop, Start, Restart); the Cluster says
+// which server leads the meta group, a stream or a consumer, which one a
+// connection is on, and waits for leaders and for replicas to catch up.
 package embedded

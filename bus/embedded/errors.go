@@ -19,6 +19,15 @@ var (
 
 	// ErrShutdown: the server is shut down; it cannot hand out connections.
 	ErrShutdown = errors.New("embedded nats-server is shut down")
+
+	// ErrUnknownServer: a Cluster was asked about a server name it does not
+	// have. Cluster.Names lists the ones it has.
+	ErrUnknownServer = errors.New("no such server in the cluster")
+
+	// ErrNoLeader: the cluster has no leader for what was asked about yet,
+	// usually because an election is under way; the Cluster.Wait methods
+	// wait for one.
+	ErrNoLeader = errors.New("no leader")
 )
 
 // portInUseError reports a taken port: its message says which port, and it

@@ -40,6 +40,12 @@ type Server struct {
 // running. A configuration error wraps bus.ErrInvalidConfig and names the
 // field; a taken port is ErrPortInUse; anything else wraps ErrStart.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
+	return start(ctx, cfg, nil)
+}
+
+// start is Start with tune, when not nil, applied to the server's options
+// last: a cluster node adds its routes there.
+func start(ctx context.Context, cfg Config, tune func(*server.Options)) (*Server, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -83,6 +89,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	opts.NoSigs = true
 	opts.NoLog = true
 	opts.DisableJetStreamBanner = true
+	if tune != nil {
+		tune(opts)
+	}
 
 	fail := func(err error) (*Server, error) {
 		if scratchDir != "" {

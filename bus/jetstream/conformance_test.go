@@ -2,10 +2,14 @@ package jetstream_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wfeventbus/eventbus/bus"
 	"github.com/wfeventbus/eventbus/bus/bustest"
@@ -13,8 +17,11 @@ import (
 	"github.com/wfeventbus/eventbus/bus/jetstream"
 )
 
-// TestConformance runs the bus conformance suite twice: on a file-store
-// server, which is restarted under load, and on a memory-only server.
+// TestConformance runs the bus conformance suite three times: on a
+// file-store server, which is restarted under load; on a memory-only
+// server; and on a 3-node cluster with R3 file-store streams, whose
+// servers but the stream's leader are restarted one after the other under
+// load.
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	promises := bustest.Features{
@@ -38,6 +45,188 @@ func TestConformance(t *testing.T) {
 			return conformanceEnv(t, embedded.Config{Port: embedded.RandomPort, MemoryOnly: true})
 		}})
 	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		// One 3-node cluster serves every case but the restart, each case
+		// on a bus of its own; the restart case gets a cluster of its own.
+		shared := startConformanceCluster(t)
+		f := promises
+		f.Restart = true
+		bustest.Run(t, bustest.Harness{
+			Features: f,
+			Storage:  bus.StorageFile,
+			Replicas: 3,
+			New: func(t *testing.T) bustest.Env {
+				b, _ := clusterBus(t, shared)
+				return bustest.Env{Bus: publishableBus{b, shared}}
+			},
+			NewRestartable: func(t *testing.T) bustest.Env {
+				c := startConformanceCluster(t)
+				b, _ := clusterBus(t, c)
+				_, nc := clusterBus(t, c)
+				return bustest.Env{Bus: publishableBus{b, c}, Restart: func(t *testing.T) { rollingRestart(t, c, nc) }}
+			},
+		})
+	})
+}
+
+// publishableBus is a bus whose EnsureStream returns once the stream takes
+// publishes from every server of the cluster. The suite publishes as soon
+// as EnsureStream returns; a new replicated stream first elects a leader,
+// and its subjects then reach every server, and a publish before that gets
+// no response, which the bus reports as bus.ErrNoStream.
+type publishableBus struct {
+	*jetstream.Bus
+	c *embedded.Cluster
+}
+
+func (b publishableBus) EnsureStream(ctx context.Context, cfg bus.StreamConfig) (bus.StreamInfo, error) {
+	info, err := b.Bus.EnsureStream(ctx, cfg)
+	if err != nil || len(cfg.Subjects) == 0 {
+		return info, err
+	}
+	subject := strings.NewReplacer(">", "probe", "*", "probe").Replace(cfg.Subjects[0])
+	if _, err := b.c.WaitStreamPublishable(ctx, cfg.Name, subject); err != nil {
+		return info, fmt.Errorf("stream %s takes no publishes: %w", cfg.Name, err)
+	}
+	return info, nil
+}
+
+// startConformanceCluster starts a 3-node cluster on random ports, shut down
+// when t ends.
+func startConformanceCluster(t *testing.T) *embedded.Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	c, err := embedded.StartCluster(ctx, embedded.ClusterConfig{
+		StoreDir: t.TempDir(), Port: embedded.RandomPort, ClusterPort: embedded.RandomPort,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Shutdown(context.Background()) })
+	return c
+}
+
+// clusterBus returns a bus on a connection that knows every server of c and
+// reconnects forever, and that connection.
+func clusterBus(t *testing.T, c *embedded.Cluster) (*jetstream.Bus, *nats.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	nc, err := jetstream.Connect(ctx, jetstream.ConnectConfig{URLs: c.ClientURLs(), Name: t.Name()},
+		nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := jetstream.New(nc, jetstream.WithOwnedConn())
+	if err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b, nc
+}
+
+// rollingRestart restarts, one after the other, the servers of c that lead
+// no stream: the bus loses its connection when its server is among them, and
+// every stream loses a replica, which catches up when it comes back. The
+// next server goes only when the one before has rejoined: the cluster has a
+// meta leader again, and every stream and consumer a leader and a caught-up
+// replica on the restarted server. nc is a connection of the harness's own,
+// to look at the streams.
+//
+// Stream leaders stay: the restart case requires a publish to fail with
+// bus.ErrNotConnected or a timeout only, and a publish that reaches the
+// cluster between a stream leader's exit and its successor's election gets
+// no response, which the bus reports as bus.ErrNoStream.
+func rollingRestart(t *testing.T, c *embedded.Cluster, nc *nats.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	js, err := natsjs.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders := map[string]bool{}
+	for stream := range js.StreamNames(ctx).Name() {
+		leader, err := c.WaitStreamLeader(ctx, stream)
+		if err != nil {
+			t.Fatalf("restart: %v", err)
+		}
+		leaders[leader] = true
+	}
+	for _, name := range c.Names() {
+		if leaders[name] {
+			continue
+		}
+		if err := c.Restart(ctx, name); err != nil {
+			t.Fatalf("restart: %v", err)
+		}
+		if _, err := c.WaitReady(ctx); err != nil {
+			t.Fatalf("restart: %v", err)
+		}
+		for why := replicasBehind(ctx, js, name); why != ""; why = replicasBehind(ctx, js, name) {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("restart: the replicas on %s did not catch up: %s", name, why)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// replicasBehind returns "" when every stream and every consumer has a
+// leader and, unless the server called name leads it, a replica on that
+// server its leader sees as caught up; otherwise what is not.
+func replicasBehind(ctx context.Context, js natsjs.JetStream, name string) string {
+	lister := js.ListStreams(ctx)
+	n := 0
+	for info := range lister.Info() {
+		n++
+		if why := behind(info.Cluster, name); why != "" {
+			return "stream " + info.Config.Name + ": " + why
+		}
+		s, err := js.Stream(ctx, info.Config.Name)
+		if err != nil {
+			return "stream " + info.Config.Name + ": " + err.Error()
+		}
+		consumers := s.ListConsumers(ctx)
+		for ci := range consumers.Info() {
+			if why := behind(ci.Cluster, name); why != "" {
+				return "consumer " + ci.Stream + "/" + ci.Name + ": " + why
+			}
+		}
+		if err := consumers.Err(); err != nil {
+			return "consumers of " + info.Config.Name + ": " + err.Error()
+		}
+	}
+	if err := lister.Err(); err != nil {
+		return "streams: " + err.Error()
+	}
+	if n == 0 {
+		return "no streams listed"
+	}
+	return ""
+}
+
+// behind returns "" when cl has a leader and, unless name is the leader, a
+// replica on name that the leader sees as caught up; otherwise what is not.
+func behind(cl *natsjs.ClusterInfo, name string) string {
+	if cl == nil || cl.Leader == "" {
+		return "no leader"
+	}
+	if cl.Leader == name {
+		return ""
+	}
+	i := slices.IndexFunc(cl.Replicas, func(p *natsjs.PeerInfo) bool { return p.Name == name })
+	if i < 0 {
+		return "no replica on " + name
+	}
+	if p := cl.Replicas[i]; !p.Current || p.Offline {
+		return fmt.Sprintf("replica on %s: current %v, offline %v, lag %d, active %v", name, p.Current, p.Offline, p.Lag, p.Active)
+	}
+	return ""
 }
 
 // conformanceEnv starts a server for one case and a bus on a TCP connection

@@ -32,15 +32,15 @@ func TestPubThenStreams(t *testing.T) {
 		t.Fatalf("streams: exit %d, stderr %q", res.code, res.stderr)
 	}
 	rows := tableRows(res.stdout)
-	if got, want := rows[0], []string{"NAME", "SUBJECTS", "MESSAGES", "BYTES", "CONSUMERS"}; !reflect.DeepEqual(got, want) {
+	if got, want := rows[0], []string{"NAME", "SUBJECTS", "MESSAGES", "BYTES", "CONSUMERS", "REPLICAS", "LEADER", "LAGGING"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("header %v, want %v", got, want)
 	}
 	orders, ok := findRow(rows, "ORDERS")
 	if !ok {
 		t.Fatalf("no ORDERS row in\n%s", res.stdout)
 	}
-	if orders[1] != "orders.>" || orders[2] != "3" || orders[3] == "0" || orders[4] != "0" {
-		t.Errorf("ORDERS row %v, want subjects orders.>, 3 messages, some bytes, 0 consumers", orders)
+	if orders[1] != "orders.>" || orders[2] != "3" || orders[3] == "0" || orders[4] != "0" || orders[5] != "1" || orders[7] != "-" {
+		t.Errorf("ORDERS row %v, want subjects orders.>, 3 messages, some bytes, 0 consumers, 1 replica, none lagging", orders)
 	}
 	audit, ok := findRow(rows, "AUDIT")
 	if !ok || audit[2] != "0" || audit[3] != "0" {
@@ -187,7 +187,7 @@ func tableRows(out string) [][]string {
 // findRow returns the row whose first cell is name.
 func findRow(rows [][]string, name string) ([]string, bool) {
 	for _, r := range rows {
-		if len(r) == 5 && r[0] == name {
+		if len(r) == 8 && r[0] == name {
 			return r, true
 		}
 	}

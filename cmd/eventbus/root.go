@@ -100,6 +100,7 @@ func newRootCmd(d deps) *cobra.Command {
 		newRunCmd(d, g),
 		newValidateCmd(d, g),
 		newBenchCmd(d, g),
+		newDeployCmd(d),
 	)
 	return root
 }

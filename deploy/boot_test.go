@@ -1,0 +1,196 @@
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/wfeventbus/eventbus/deploy"
+)
+
+// bootGuard bounds the wait for the booted cluster; no assertion depends on
+// it.
+const bootGuard = 2 * time.Minute
+
+// The NATS configuration rendered for Kubernetes, booted as three local
+// nats-server processes with only its addresses and paths remapped, forms a
+// JetStream cluster that takes an R3 stream, and answers the health checks
+// the StatefulSet's probes make.
+func TestRenderedNATSConfigBoots(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), bootGuard)
+	defer cancel()
+	bin := filepath.Join(t.TempDir(), "nats-server")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/nats-io/nats-server/v2")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build nats-server: %v\n%s", err, out)
+	}
+
+	res := render(t, loadShop(t), deploy.Options{})
+	conf := kubeObjects(t, res)["ConfigMap/shop-bus-config"].(*corev1.ConfigMap).Data["nats.conf"]
+
+	const servers = 3
+	type ports struct{ client, cluster, monitor int }
+	p := make([]ports, servers)
+	for i := range p {
+		p[i] = ports{freePort(t), freePort(t), freePort(t)}
+	}
+	var urls []string
+	for i := range servers {
+		dir := t.TempDir()
+		// Every address and path the Kubernetes pod provides, and nothing
+		// else, is replaced by a local one; each must be in the file
+		// exactly once.
+		local := conf
+		replace := func(old, new string) {
+			if n := strings.Count(local, old); n != 1 {
+				t.Fatalf("nats.conf holds %q %d times, want once:\n%s", old, n, conf)
+			}
+			local = strings.Replace(local, old, new, 1)
+		}
+		replace("listen: 0.0.0.0:4222", fmt.Sprintf("listen: 127.0.0.1:%d", p[i].client))
+		replace("http: 0.0.0.0:8222", fmt.Sprintf("http: 127.0.0.1:%d", p[i].monitor))
+		replace("listen: 0.0.0.0:6222", fmt.Sprintf("listen: 127.0.0.1:%d", p[i].cluster))
+		replace(`pid_file: "/var/run/nats/nats.pid"`, fmt.Sprintf("pid_file: %q", filepath.Join(dir, "nats.pid")))
+		replace(`store_dir: "/data/jetstream"`, fmt.Sprintf("store_dir: %q", filepath.Join(dir, "jetstream")))
+		for j := range servers {
+			replace(fmt.Sprintf(`"nats-route://shop-bus-%d.shop-bus-headless:6222"`, j), fmt.Sprintf(`"nats-route://127.0.0.1:%d"`, p[j].cluster))
+		}
+		file := filepath.Join(dir, "nats.conf")
+		if err := os.WriteFile(file, []byte(local), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		startNATS(t, bin, file, fmt.Sprintf("shop-bus-%d", i))
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", p[i].client))
+	}
+
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The servers elect a meta leader, then the stream its leader; until
+	// then requests go unanswered.
+	var stream jetstream.Stream
+	retry(t, ctx, "create an R3 stream", func(ctx context.Context) error {
+		stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Replicas: 3})
+		return err
+	})
+	const messages = 100
+	for i := range messages {
+		id := fmt.Sprintf("order-%d", i)
+		retry(t, ctx, "publish "+id, func(ctx context.Context) error {
+			_, err := js.Publish(ctx, "orders.created", []byte(id), jetstream.WithMsgID(id))
+			return err
+		})
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != messages || info.Config.Replicas != 3 || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("stream holds %d messages on %d replicas, cluster %+v; want %d on 3 with a leader", info.State.Msgs, info.Config.Replicas, info.Cluster, messages)
+	}
+	if info.Cluster.Name != "shop-bus" || !strings.HasPrefix(info.Cluster.Leader, "shop-bus-") {
+		t.Errorf("cluster %q led by %q, want cluster shop-bus and a server named after its pod", info.Cluster.Name, info.Cluster.Leader)
+	}
+	t.Logf("stream ORDERS: %d messages, leader %s, replicas %d", info.State.Msgs, info.Cluster.Leader, len(info.Cluster.Replicas)+1)
+
+	for i := range servers {
+		for _, path := range []string{"/healthz", "/healthz?js-enabled-only=true", "/healthz?js-server-only=true"} {
+			url := fmt.Sprintf("http://127.0.0.1:%d%s", p[i].monitor, path)
+			retry(t, ctx, "GET "+url, func(ctx context.Context) error {
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+				if err != nil {
+					return err
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return err
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					return fmt.Errorf("status %s", resp.Status)
+				}
+				return nil
+			})
+		}
+	}
+}
+
+// startNATS runs the nats-server binary on a configuration file as the
+// server called name, and stops it when the test ends.
+func startNATS(t *testing.T, bin, conf, name string) {
+	t.Helper()
+	cmd := exec.Command(bin, "--config", conf)
+	cmd.Env = append(os.Environ(), "SERVER_NAME="+name)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(bootGuard):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("%s:\n%s", name, out.String())
+		}
+	})
+}
+
+// retry calls f with a short deadline until it succeeds, failing the test
+// when ctx ends first.
+func retry(t *testing.T, ctx context.Context, what string, f func(context.Context) error) {
+	t.Helper()
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := f(actx)
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: %v", what, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
