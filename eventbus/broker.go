@@ -218,11 +218,18 @@ func (b *broker) startEmbedded(ctx context.Context) (*jetstream.Bus, error) {
 	cfg := b.plan.embedded
 	cfg.Logger = b.log
 	srv, err := embedded.Start(ctx, cfg)
-	if errors.Is(err, embedded.ErrPortInUse) {
+	var inUse *embedded.StoreInUseError
+	switch {
+	case errors.Is(err, embedded.ErrPortInUse):
 		return nil, fmt.Errorf("%w; to use the broker already listening there instead, set dsn or NATS_URL to nats://%s",
 			err, net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
-	}
-	if err != nil {
+	case errors.As(err, &inUse):
+		url := inUse.URL
+		if url == "" {
+			url = "its URL"
+		}
+		return nil, fmt.Errorf("%w; set embedded.store_dir to another directory, or use the running broker instead: set dsn or NATS_URL to %s", err, url)
+	case err != nil:
 		return nil, err
 	}
 	nc, err := srv.Connect()
