@@ -181,7 +181,7 @@ func (b *Bus) consumer(ctx context.Context, stream, name string) (*consumerHandl
 	if h != nil {
 		return h, nil
 	}
-	c, err := b.js.Consumer(ctx, stream, name)
+	c, err := b.lookupConsumer(ctx, stream, name)
 	if err != nil {
 		return nil, fmt.Errorf("consumer %q on stream %q: %w", name, stream, mapError(err))
 	}

@@ -71,7 +71,7 @@ func (b *Bus) Subscribe(ctx context.Context, stream, consumer string, h bus.Hand
 	}
 	// Ask the server rather than the cache: a subscription must not start
 	// on a consumer that is gone.
-	c, err := b.js.Consumer(ctx, stream, consumer)
+	c, err := b.lookupConsumer(ctx, stream, consumer)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to %q on stream %q: %w", consumer, stream, mapError(err))
 	}
