@@ -445,31 +445,66 @@ func newDLQReader(t *testing.T, a *app) eventbus.Step {
 	return a.step(eventbus.StepConsume, map[string]any{"consumer": "dlq-reader"})
 }
 
-func TestTriggerKeepsLongRunAlive(t *testing.T) {
+// TestTriggerLongRunsWithBacklogRunOnce runs pipelines ten times as long as
+// the ack wait, with more messages than the trigger runs at once: the
+// messages waiting for a free run wait ten ack waits too. Each message must
+// run exactly once, on its first delivery.
+func TestTriggerLongRunsWithBacklogRunOnce(t *testing.T) {
 	t.Parallel()
-	a := ordersApp(t, map[string]any{"ack_wait": "1s"})
-	var runs atomic.Int32
-	tr, err := a.p.CreateTrigger(context.Background(), eventbus.TriggerSubscribe, "pipeline:slow", map[string]any{"name": "worker"},
-		func(ctx context.Context, _ map[string]any) error {
-			runs.Add(1)
-			select {
-			case <-time.After(2500 * time.Millisecond):
-			case <-ctx.Done():
+	const (
+		ackWait     = time.Second
+		runFor      = 10 * ackWait
+		concurrency = 2
+		total       = 4
+	)
+	a := ordersApp(t, map[string]any{"ack_wait": ackWait.String()})
+	var (
+		mu       sync.Mutex
+		runs     = map[string]int{}
+		late     []string
+		finished atomic.Int32
+	)
+	tr, err := a.p.CreateTrigger(context.Background(), eventbus.TriggerSubscribe, "pipeline:slow",
+		map[string]any{"name": "worker", "concurrency": float64(concurrency)},
+		func(ctx context.Context, data map[string]any) error {
+			seq := fmt.Sprint(data["sequence"])
+			mu.Lock()
+			runs[seq]++
+			if data["delivery_count"] != float64(1) {
+				late = append(late, fmt.Sprintf("sequence %s delivery %v", seq, data["delivery_count"]))
 			}
+			mu.Unlock()
+			select {
+			case <-time.After(runFor):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			finished.Add(1)
 			return nil
 		})
 	if err != nil {
 		t.Fatal(err)
 	}
 	startTrigger(t, tr)
-	cfg := map[string]any{"subject": "orders.slow", "payload": "x"}
-	a.exec(a.step(eventbus.StepPublish, cfg), cfg, nil)
-	waitFor(t, "the run to start", func() bool { return runs.Load() == 1 })
-	// Past ack_wait twice over: a delivery not kept alive would have been
-	// redelivered and run again by now.
-	time.Sleep(3 * time.Second)
-	if n := runs.Load(); n != 1 {
-		t.Fatalf("pipeline ran %d times, want 1", n)
+	for i := range total {
+		cfg := map[string]any{"subject": "orders.slow", "payload": fmt.Sprint(i)}
+		a.exec(a.step(eventbus.StepPublish, cfg), cfg, nil)
+	}
+	waitFor(t, "every run to finish", func() bool { return finished.Load() == total })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := tr.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for seq := 1; seq <= total; seq++ {
+		if n := runs[fmt.Sprint(seq)]; n != 1 {
+			t.Errorf("message %d ran %d times, want once", seq, n)
+		}
+	}
+	if len(runs) != total || len(late) > 0 {
+		t.Errorf("runs by sequence %v; redeliveries that ran: %v", runs, late)
 	}
 }
 

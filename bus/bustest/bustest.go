@@ -16,7 +16,8 @@
 // limits), pull delivery and every settlement by message and by token (ack,
 // nak with and without delay, term, in-progress, max deliveries), ack token
 // checking, per-subject order, subscriptions under concurrency and their
-// Stop, a broker restart under load, Close, and stream and consumer
+// Stop, handlers longer than the ack wait with a backlog waiting for them,
+// a broker restart under load, Close, and stream and consumer
 // management with its errors.
 //
 // Every case is a parallel subtest with its own Env and its own uniquely
@@ -43,7 +44,9 @@ type Features struct {
 	Dedup bool
 	// NakDelay: Nak with a delay holds the redelivery back.
 	NakDelay bool
-	// InProgress: InProgress resets the ack deadline.
+	// InProgress: InProgress resets the ack deadline, and a subscription
+	// keeps every message it holds from being redelivered until its handler
+	// returns, however long it waits for a handler and the handler runs.
 	InProgress bool
 	// MaxDeliver: a consumer's MaxDeliver bounds redeliveries.
 	MaxDeliver bool
@@ -120,6 +123,7 @@ func cases() []testCase {
 		{name: "Tokens", run: testTokens},
 		{name: "SubscriptionStop", run: testSubscriptionStop},
 		{name: "UnconfirmedAcks", run: testUnconfirmedAcks},
+		{name: "LongHandlersRunOnce", skip: requires("InProgress", func(f Features) bool { return f.InProgress }), run: testLongHandlersRunOnce},
 		{name: "Close", run: testClose},
 		{name: "Management", run: testManagement},
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,6 +158,9 @@ type consumerKey struct{ stream, name string }
 type consumerHandle struct {
 	c       jetstream.Consumer
 	ackWait time.Duration
+	// backoff, when set, replaces ackWait: the server waits backoff[n-1]
+	// for the ack of delivery n, and the last entry for any later one.
+	backoff []time.Duration
 	ackNone bool
 }
 
@@ -166,9 +170,29 @@ func newConsumerHandle(c jetstream.Consumer) *consumerHandle {
 		if info.Config.AckWait > 0 {
 			h.ackWait = info.Config.AckWait
 		}
+		h.backoff = info.Config.BackOff
 		h.ackNone = info.Config.AckPolicy == jetstream.AckNonePolicy
 	}
 	return h
+}
+
+// ackWaitOf is how long the server waits for the ack of a message's
+// delivery number delivered (1 for the first) before it redelivers it.
+func (h *consumerHandle) ackWaitOf(delivered uint64) time.Duration {
+	n := uint64(len(h.backoff))
+	if n == 0 {
+		return h.ackWait
+	}
+	return h.backoff[min(max(delivered, 1), n)-1]
+}
+
+// shortestAckWait is the shortest wait of any delivery of the consumer.
+func (h *consumerHandle) shortestAckWait() time.Duration {
+	d := h.ackWait
+	if len(h.backoff) > 0 {
+		d = slices.Min(h.backoff)
+	}
+	return d
 }
 
 // consumer returns the handle of stream's consumer name, asking the server

@@ -34,6 +34,13 @@ const (
 	// unsubscribeWait bounds how long a stopping subscription waits for the
 	// server to confirm it no longer listens for its pull.
 	unsubscribeWait = 2 * time.Second
+	// A held delivery is told to be in progress once a third of its ack
+	// wait has passed since it arrived or was last told so; the keeper
+	// looks at the held deliveries five times per shortest ack wait, so
+	// each is refreshed well before the server would give up on it.
+	refreshAfter   = 3
+	keeperRounds   = 5
+	minKeeperRound = 10 * time.Millisecond
 )
 
 // Subscribe runs h for every message of the durable consumer, with at most
@@ -43,6 +50,12 @@ const (
 // the consumer's max_ack_pending bounds what the server hands out. With
 // opts.OrderedBySubject each subject is served by one handler goroutine, so
 // a subject's messages run one at a time in stream order.
+//
+// From the moment a message arrives until its handler returns, the
+// subscription tells the server it is in progress before its ack wait
+// runs out: neither the wait for a free handler nor a handler that runs
+// longer than the ack wait makes the server deliver it again. A message the
+// handler leaves unsettled is redelivered an ack wait after it returned.
 //
 // ctx bounds the setup only; the subscription runs until Stop or Close and
 // resumes by itself after the connection comes back. Handlers get a context
@@ -84,6 +97,7 @@ func (b *Bus) Subscribe(ctx context.Context, stream, consumer string, h bus.Hand
 		prefetch:        min(prefetchPerWorker*workers, bus.MaxFetchBatch),
 		unconfirmedAcks: opts.UnconfirmedAcks,
 		seed:            maphash.MakeSeed(),
+		held:            make(map[*delivery]time.Time),
 		stopping:        make(chan struct{}),
 		done:            make(chan struct{}),
 	}
@@ -119,14 +133,20 @@ func (b *Bus) Subscribe(ctx context.Context, stream, consumer string, h bus.Hand
 	b.subs[s] = struct{}{}
 	b.subsMu.Unlock()
 
-	var wg sync.WaitGroup
+	var wg, keeper sync.WaitGroup
 	for i := range workers {
 		q := s.queues[i%n]
 		wg.Go(func() { s.work(q) })
 	}
 	wg.Go(s.read)
+	stopKeeper := make(chan struct{})
+	if !s.handle.ackNone {
+		keeper.Go(func() { s.keepAlive(stopKeeper) })
+	}
 	go func() {
 		wg.Wait()
+		close(stopKeeper)
+		keeper.Wait()
 		s.confirmAcks()
 		s.cancel()
 		b.subsMu.Lock()
@@ -184,6 +204,11 @@ type subscription struct {
 	// the pull in progress.
 	status chan nats.Status
 
+	// held maps each delivery received and not yet through its handler to
+	// when the server last heard it is in progress (or when it arrived).
+	heldMu sync.Mutex
+	held   map[*delivery]time.Time
+
 	// ctx is the handlers' context.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -231,10 +256,13 @@ func (s *subscription) read() {
 var errStopping = errors.New("subscription stopping")
 
 // pull sends one pull request and hands out its messages until the request
-// is over: all messages arrived, it expired, the server ended it, or it was
-// lost with the connection. It returns an error worth a pause before the
-// next pull (the consumer is gone, say), or errStopping.
-func (s *subscription) pull() error {
+// is over (all messages arrived, it expired, the server ended it, or it was
+// lost with the connection) and every message it brought has gone to a
+// worker. Messages are read as they arrive, and held (kept alive) until a
+// worker takes them. It returns an error worth a pause before the next pull
+// (the consumer is gone, say), or errStopping, having handed back what it
+// held.
+func (s *subscription) pull() (err error) {
 	if !s.b.nc.IsConnected() {
 		select {
 		case <-s.status:
@@ -247,38 +275,69 @@ func (s *subscription) pull() error {
 	}
 	heartbeat := time.NewTimer(2 * pullHeartbeat)
 	defer heartbeat.Stop()
-	for got := 0; got < s.prefetch; {
+	// waiting holds, in arrival order, what the pull brought and no worker
+	// has taken yet.
+	var waiting []*delivery
+	defer func() {
+		if errors.Is(err, errStopping) {
+			for _, d := range waiting {
+				s.unhold(d)
+				s.b.release(d)
+			}
+		}
+	}()
+	open := true // the pull may still bring messages
+	for got := 0; open || len(waiting) > 0; {
 		select {
-		case m := <-s.inbox:
+		case <-s.stopping:
+			return errStopping
+		default:
+		}
+		var (
+			next   *delivery
+			queue  chan<- *delivery
+			inbox  <-chan *nats.Msg
+			silent <-chan time.Time
+			status <-chan nats.Status
+		)
+		if len(waiting) > 0 {
+			next = waiting[0]
+			queue = s.queueOf(next)
+		}
+		if open {
+			inbox, silent, status = s.inbox, heartbeat.C, s.status
+		}
+		select {
+		case queue <- next:
+			waiting[0] = nil
+			waiting = waiting[1:]
+		case m := <-inbox:
 			heartbeat.Reset(2 * pullHeartbeat)
 			if isStatus(m) {
-				if over, err := s.pullStatus(m); over {
-					return err
+				if over, perr := s.pullStatus(m); over {
+					open, err = false, perr
 				}
 				continue
 			}
 			got++
-			d, err := s.b.newDelivery(m.Subject, m.Data, m.Header, m.Reply, s.handle)
-			if err != nil {
-				s.b.log.Warn("dropping a message that is not a JetStream delivery", "stream", s.stream, "consumer", s.consumer, "subject", m.Subject, "error", err)
+			open = got < s.prefetch
+			d, derr := s.b.newDelivery(m.Subject, m.Data, m.Header, m.Reply, s.handle)
+			if derr != nil {
+				s.b.log.Warn("dropping a message that is not a JetStream delivery", "stream", s.stream, "consumer", s.consumer, "subject", m.Subject, "error", derr)
 				continue
 			}
 			d.sub = s
-			if !s.dispatch(d) {
-				s.b.release(d)
-				return errStopping
-			}
-			// The wait for a free worker is not the server's silence.
-			heartbeat.Reset(2 * pullHeartbeat)
-		case <-heartbeat.C:
-			return nil
-		case <-s.status:
-			return nil
+			s.hold(d)
+			waiting = append(waiting, d)
+		case <-silent:
+			open = false
+		case <-status:
+			open = false
 		case <-s.stopping:
 			return errStopping
 		}
 	}
-	return nil
+	return err
 }
 
 // isStatus reports whether m is the server's word on the pull (heartbeat,
@@ -304,23 +363,12 @@ func (s *subscription) pullStatus(m *nats.Msg) (over bool, err error) {
 	}
 }
 
-// dispatch queues d for a worker, or reports false once Stop is called.
-func (s *subscription) dispatch(d *delivery) bool {
-	q := s.queues[0]
-	if len(s.queues) > 1 {
-		q = s.queues[maphash.String(s.seed, d.msg.Subject)%uint64(len(s.queues))]
+// queueOf is the queue of the worker (or workers) that d goes to.
+func (s *subscription) queueOf(d *delivery) chan *delivery {
+	if len(s.queues) == 1 {
+		return s.queues[0]
 	}
-	select {
-	case <-s.stopping:
-		return false
-	default:
-	}
-	select {
-	case q <- d:
-		return true
-	case <-s.stopping:
-		return false
-	}
+	return s.queues[maphash.String(s.seed, d.msg.Subject)%uint64(len(s.queues))]
 }
 
 // unsubscribe stops listening for pulls and waits (briefly) until the
@@ -352,6 +400,7 @@ func (s *subscription) work(q <-chan *delivery) {
 }
 
 func (s *subscription) run(d *delivery) {
+	defer s.unhold(d)
 	defer func() {
 		if r := recover(); r != nil {
 			s.b.log.Error("handler panicked; the message is redelivered after its ack wait",
@@ -360,6 +409,62 @@ func (s *subscription) run(d *delivery) {
 		}
 	}()
 	s.handler(s.ctx, &d.msg)
+}
+
+// hold starts keeping d alive until unhold.
+func (s *subscription) hold(d *delivery) {
+	if d.ackNone {
+		return
+	}
+	s.heldMu.Lock()
+	s.held[d] = time.Now()
+	s.heldMu.Unlock()
+}
+
+func (s *subscription) unhold(d *delivery) {
+	s.heldMu.Lock()
+	delete(s.held, d)
+	s.heldMu.Unlock()
+}
+
+// keepAlive tells the server that the held deliveries are in progress,
+// each before its ack wait runs out, until stop is closed.
+func (s *subscription) keepAlive(stop <-chan struct{}) {
+	round := max(s.handle.shortestAckWait()/keeperRounds, minKeeperRound)
+	tick := time.NewTicker(round)
+	defer tick.Stop()
+	var due []*delivery
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		due = due[:0]
+		s.heldMu.Lock()
+		for d, last := range s.held {
+			if now.Sub(last) >= d.ackWait/refreshAfter {
+				due = append(due, d)
+			}
+		}
+		s.heldMu.Unlock()
+		for _, d := range due {
+			tracked, err := s.b.tracker.refresh(d, func() error {
+				return s.b.nc.Publish(d.reply, []byte(inProgressBody))
+			})
+			s.heldMu.Lock()
+			switch _, ok := s.held[d]; {
+			case !ok:
+			case !tracked:
+				// Settled: nothing to keep alive any more.
+				delete(s.held, d)
+			case err == nil:
+				s.held[d] = now
+			}
+			s.heldMu.Unlock()
+		}
+	}
 }
 
 // sentUnconfirmed notes an ack sent without waiting for the server.

@@ -107,6 +107,26 @@ func (t *tracker) lookup(key deliveryKey, reply string, take bool) (*delivery, e
 	return d, nil
 }
 
+// refresh runs send, which tells the server d is in progress, if d is still
+// the tracked delivery of its message, and extends its expiry by an ack
+// wait. It reports whether d is tracked. send runs under the tracker's
+// lock: a settlement takes its delivery from the tracker before it sends
+// anything, so it can never reach the server ahead of an in-progress that
+// would then undo it (a nak's delay, say).
+func (t *tracker) refresh(d *delivery, send func() error) (bool, error) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cur := t.m[d.key]; cur != d || now > d.expires {
+		return false, nil
+	}
+	if err := send(); err != nil {
+		return true, err
+	}
+	d.expires = now + d.ackWait + trackSlack
+	return true, nil
+}
+
 // restore tracks d again after a settlement that did not go through, unless
 // the message has been redelivered meanwhile.
 func (t *tracker) restore(d *delivery) {
@@ -135,7 +155,7 @@ func (b *Bus) newDelivery(subject string, data []byte, hdr nats.Header, reply st
 		b:       b,
 		key:     deliveryKey{stream: meta.stream, consumer: meta.consumer, seq: meta.streamSeq},
 		reply:   reply,
-		ackWait: h.ackWait,
+		ackWait: h.ackWaitOf(meta.delivered),
 		ackNone: h.ackNone,
 	}
 	d.msg = bus.Message{
