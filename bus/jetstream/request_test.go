@@ -137,8 +137,10 @@ func TestRequestWhoseReplyIsLostIsRetried(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	proxy := newCutProxy(t, srv.ClientURL()[len("nats://"):])
+	// The client must come back through the proxy, not to the address the
+	// server advertises.
 	nc, err := jetstream.Connect(ctx, jetstream.ConnectConfig{URLs: []string{proxy.url()}, Name: t.Name()},
-		nats.ReconnectWait(20*time.Millisecond))
+		nats.ReconnectWait(20*time.Millisecond), nats.IgnoreDiscoveredServers())
 	if err != nil {
 		t.Fatal(err)
 	}

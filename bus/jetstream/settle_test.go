@@ -93,8 +93,8 @@ func TestSettledTokensAreStale(t *testing.T) {
 		}
 	}
 	// Only the two nak'd messages wait for their (hour-long) redelivery.
-	// Naks and terms are not confirmed, so the server may apply the last
-	// one after answering a first look.
+	// The server updates its counts after it confirms a settlement, so a
+	// first look may come too early.
 	waitFor(t, "the server to apply every settlement", func() bool {
 		info, err := e.bus.ConsumerInfo(ctx, stream, consumer)
 		if err != nil {

@@ -126,7 +126,7 @@ func (b *Bus) Subscribe(ctx context.Context, stream, consumer string, h bus.Hand
 	b.subsMu.Lock()
 	if b.state.Load() != stateOpen {
 		b.subsMu.Unlock()
-		s.unsubscribe()
+		s.unsubscribe(nil)
 		s.cancel()
 		return nil, bus.ErrClosed
 	}
@@ -223,15 +223,17 @@ type subscription struct {
 // read pulls batches and queues their messages for the workers until Stop,
 // then stops listening, hands back what it holds and closes the queues.
 func (s *subscription) read() {
+	var left []*delivery
 	defer func() {
-		s.unsubscribe()
+		s.unsubscribe(left)
 		for _, q := range s.queues {
 			close(q)
 		}
 	}()
 	delay := resumeDelay
 	for {
-		err := s.pull()
+		var err error
+		left, err = s.pull()
 		if errors.Is(err, errStopping) {
 			return
 		}
@@ -260,37 +262,28 @@ var errStopping = errors.New("subscription stopping")
 // lost with the connection) and every message it brought has gone to a
 // worker. Messages are read as they arrive, and held (kept alive) until a
 // worker takes them. It returns an error worth a pause before the next pull
-// (the consumer is gone, say), or errStopping, having handed back what it
-// held.
-func (s *subscription) pull() (err error) {
+// (the consumer is gone, say), or errStopping together with what it held,
+// for the caller to hand back.
+func (s *subscription) pull() (waiting []*delivery, err error) {
 	if !s.b.nc.IsConnected() {
 		select {
 		case <-s.status:
 		case <-s.stopping:
-			return errStopping
+			return nil, errStopping
 		}
 	}
 	if err := s.b.nc.PublishRequest(s.pullSubject, s.sub.Subject, s.request); err != nil {
-		return err
+		return nil, err
 	}
 	heartbeat := time.NewTimer(2 * pullHeartbeat)
 	defer heartbeat.Stop()
 	// waiting holds, in arrival order, what the pull brought and no worker
 	// has taken yet.
-	var waiting []*delivery
-	defer func() {
-		if errors.Is(err, errStopping) {
-			for _, d := range waiting {
-				s.unhold(d)
-				s.b.release(d)
-			}
-		}
-	}()
 	open := true // the pull may still bring messages
 	for got := 0; open || len(waiting) > 0; {
 		select {
 		case <-s.stopping:
-			return errStopping
+			return waiting, errStopping
 		default:
 		}
 		var (
@@ -334,10 +327,10 @@ func (s *subscription) pull() (err error) {
 		case <-status:
 			open = false
 		case <-s.stopping:
-			return errStopping
+			return waiting, errStopping
 		}
 	}
-	return err
+	return nil, err
 }
 
 // isStatus reports whether m is the server's word on the pull (heartbeat,
@@ -371,24 +364,77 @@ func (s *subscription) queueOf(d *delivery) chan *delivery {
 	return s.queues[maphash.String(s.seed, d.msg.Subject)%uint64(len(s.queues))]
 }
 
-// unsubscribe stops listening for pulls and waits (briefly) until the
-// server knows, then releases the messages that arrived meanwhile.
-func (s *subscription) unsubscribe() {
+// unsubscribe stops listening for pulls and hands back left, what the last
+// pull held, and every message that arrived for the pulls since. It drains
+// the inbox subscription: the server stops sending to it, and what it sent
+// before it knew still reaches the inbox (an unsubscribe would drop it,
+// leaving those messages to wait out their ack wait). The wait for the
+// server is bounded by unsubscribeWait.
+func (s *subscription) unsubscribe(left []*delivery) {
 	s.b.nc.RemoveStatusListener(s.status)
-	if err := s.sub.Unsubscribe(); err == nil && s.b.nc.IsConnected() {
-		ctx, cancel := context.WithTimeout(context.Background(), unsubscribeWait)
-		_ = s.b.nc.FlushWithContext(ctx)
-		cancel()
+	removed := make(chan struct{})
+	s.sub.SetClosedHandler(func(string) { close(removed) })
+	if err := s.sub.Drain(); err == nil {
+		select {
+		case <-removed:
+		case <-time.After(unsubscribeWait):
+			_ = s.sub.Unsubscribe()
+		}
+	} else {
+		_ = s.sub.Unsubscribe()
 	}
-	for {
+	if s.handle.ackNone {
+		return
+	}
+	replies := make([]string, 0, len(left)+len(s.inbox))
+	for _, d := range left {
+		s.unhold(d)
+		if _, err := s.b.tracker.lookup(d.key, d.reply, true); err == nil {
+			replies = append(replies, d.reply)
+		}
+	}
+	for drained := false; !drained; {
 		select {
 		case m := <-s.inbox:
-			if !isStatus(m) && !s.handle.ackNone {
-				_ = s.b.nc.Publish(m.Reply, []byte(nakBody))
+			if !isStatus(m) {
+				replies = append(replies, m.Reply)
 			}
 		default:
-			return
+			drained = true
 		}
+	}
+	s.handBack(replies...)
+}
+
+// handBackBody returns a delivery to its consumer for redelivery at once.
+// It is a nak with a delay of a nanosecond rather than a plain nak: the
+// server keeps a plain nak's redelivery in memory only, so a server that
+// restarts right after the stop would hold the message back for a whole ack
+// wait, while a delayed nak is stored as due.
+const handBackBody = `-NAK {"delay":1}`
+
+// handBack returns deliveries no handler started to the consumer, waiting
+// (up to unsubscribeWait) until the server has them all: a stop is often
+// followed by the broker's shutdown, which would drop what it had not yet
+// processed. The server handles a consumer's acknowledgements in the order
+// they arrive, so the answer to the last one covers the others.
+func (s *subscription) handBack(replies ...string) {
+	if len(replies) == 0 {
+		return
+	}
+	last := len(replies) - 1
+	for _, r := range replies[:last] {
+		_ = s.b.nc.Publish(r, []byte(handBackBody))
+	}
+	if !s.b.nc.IsConnected() {
+		_ = s.b.nc.Publish(replies[last], []byte(handBackBody))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), unsubscribeWait)
+	defer cancel()
+	if _, err := s.b.nc.RequestWithContext(ctx, replies[last], []byte(handBackBody)); err != nil && !errors.Is(err, nats.ErrNoResponders) {
+		s.b.log.Debug("the server did not confirm messages handed back by a stopping subscription; they may come back only after their ack wait",
+			"stream", s.stream, "consumer", s.consumer, "messages", len(replies), "error", err)
 	}
 }
 
@@ -401,6 +447,17 @@ func (s *subscription) work(q <-chan *delivery) {
 
 func (s *subscription) run(d *delivery) {
 	defer s.unhold(d)
+	select {
+	case <-s.stopping:
+		// Taken from the queue as Stop began: not started, so handed back.
+		if !d.ackNone {
+			if _, err := s.b.tracker.lookup(d.key, d.reply, true); err == nil {
+				s.handBack(d.reply)
+			}
+		}
+		return
+	default:
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			s.b.log.Error("handler panicked; the message is redelivered after its ack wait",

@@ -403,3 +403,57 @@ func TestUnconfirmedAcksOnlyForMessageAck(t *testing.T) {
 		})
 	}
 }
+
+// TestStopHandsBackBeforeTheBrokerStops stops a subscription that holds a
+// message no handler started and shuts the server down right away, as an
+// app's shutdown does: the message was handed back for good, so after a
+// restart it comes at once, although its ack wait is an hour.
+func TestStopHandsBackBeforeTheBrokerStops(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	cfg := embedded.Config{StoreDir: t.TempDir(), Port: embedded.RandomPort}
+	e := newEnvWith(t, cfg)
+	stream := e.stream(t, "BACK", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{AckWait: time.Hour})
+	const total = 10
+	for i := range total {
+		e.publish(t, fmt.Sprintf("BACK.%d", i), "x")
+	}
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var calls atomic.Int64
+	sub, err := e.bus.Subscribe(ctx, stream, consumer, func(ctx context.Context, m *bus.Message) {
+		if calls.Add(1) == 1 {
+			close(started)
+		}
+		<-release
+		_ = m.Ack(ctx)
+	}, bus.SubscribeOptions{Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	stopped := make(chan error, 1)
+	go func() { stopped <- sub.Stop(ctx) }()
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("the handler ran %d times, want once", n)
+	}
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Port = e.srv.Port()
+	again, err := embedded.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = again.Shutdown(context.Background()) })
+	waitFor(t, "the bus to reconnect", e.nc.IsConnected)
+	rest := e.fetchN(t, stream, consumer, total-1)
+	if len(rest) != total-1 {
+		t.Fatalf("fetched %d messages after the restart, want %d", len(rest), total-1)
+	}
+}

@@ -223,13 +223,14 @@ const (
 const defaultAckTimeout = 5 * time.Second
 
 // settle performs op on d, which the caller has taken from the tracker (or,
-// for opInProgress, found in it). Ack waits for the server's confirmation
-// (a double ack) when confirm is set; otherwise it only sends the ack and
-// notes it on d's subscription, which has the server confirm it on Stop
-// (only a subscription's deliveries are settled so). A nak with a delay holds the redelivery back; a term
-// carries its reason to the server's advisory; nak, term and in-progress
-// are not confirmed by the server, as in the JetStream protocol. A
-// settlement that fails is tracked again so that it can be retried.
+// for opInProgress, found in it). Ack, nak and term wait for the server to
+// confirm them, so that none is lost to a connection or a server that goes
+// away right after; an ack sent with confirm unset is only sent, and noted
+// on d's subscription, which has the server confirm it on Stop (only a
+// subscription's deliveries are acked so). A nak with a delay holds the
+// redelivery back; a term carries its reason to the server's advisory; an
+// in-progress is not confirmed. A settlement that fails is tracked again
+// so that it can be retried.
 func (d *delivery) settle(ctx context.Context, op settleOp, delay time.Duration, reason string, confirm bool) error {
 	nc := d.b.nc
 	var err error
@@ -239,24 +240,19 @@ func (d *delivery) settle(ctx context.Context, op settleOp, delay time.Duration,
 			d.sub.sentUnconfirmed(d.reply)
 		}
 	case op == opAck:
-		if _, ok := ctx.Deadline(); !ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, defaultAckTimeout)
-			defer cancel()
-		}
-		_, err = nc.RequestWithContext(ctx, d.reply, []byte(ackBody))
+		err = confirmed(ctx, nc, d.reply, []byte(ackBody))
 	case op == opNak:
 		body := []byte(nakBody)
 		if delay > 0 {
 			body = fmt.Appendf(body, ` {"delay": %d}`, delay.Nanoseconds())
 		}
-		err = nc.Publish(d.reply, body)
+		err = confirmed(ctx, nc, d.reply, body)
 	case op == opTerm:
 		body := []byte(termBody)
 		if reason != "" {
 			body = append(append(body, ' '), reason...)
 		}
-		err = nc.Publish(d.reply, body)
+		err = confirmed(ctx, nc, d.reply, body)
 	case op == opInProgress:
 		err = nc.Publish(d.reply, []byte(inProgressBody))
 	}
@@ -270,6 +266,18 @@ func (d *delivery) settle(ctx context.Context, op settleOp, delay time.Duration,
 		return fmt.Errorf("%s: %w: the consumer %q of stream %q is gone: %w", op, bus.ErrNotFound, d.key.consumer, d.key.stream, err)
 	}
 	return fmt.Errorf("%s: %w", op, mapError(err))
+}
+
+// confirmed sends body to reply as a request and waits for the server's
+// answer, for defaultAckTimeout unless ctx has a deadline.
+func confirmed(ctx context.Context, nc *nats.Conn, reply string, body []byte) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultAckTimeout)
+		defer cancel()
+	}
+	_, err := nc.RequestWithContext(ctx, reply, body)
+	return err
 }
 
 // acknowledge settles d by op through its Acknowledger.
