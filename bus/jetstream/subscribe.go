@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -231,6 +233,7 @@ func (s *subscription) read() {
 		}
 	}()
 	delay := resumeDelay
+	failing := false
 	for {
 		var err error
 		left, err = s.pull()
@@ -238,14 +241,24 @@ func (s *subscription) read() {
 			return
 		}
 		if err == nil {
-			delay = resumeDelay
+			if failing {
+				s.b.log.Info("subscription pulls again", "stream", s.stream, "consumer", s.consumer)
+			}
+			delay, failing = resumeDelay, false
 			continue
 		}
 		if s.b.nc.IsClosed() {
 			s.b.log.Warn("subscription ended: the connection is closed", "stream", s.stream, "consumer", s.consumer)
 			return
 		}
-		s.b.log.Warn("subscription cannot pull; retrying", "stream", s.stream, "consumer", s.consumer, "error", err, "retry_in", delay)
+		// The first failure of a run is a warning; the retries that follow
+		// it, until a pull succeeds again, are not news.
+		level := slog.LevelWarn
+		if failing {
+			level = slog.LevelDebug
+		}
+		failing = true
+		s.b.log.Log(context.Background(), level, "subscription cannot pull; retrying until it can", "stream", s.stream, "consumer", s.consumer, "error", err, "retry_in", delay.String())
 		select {
 		case <-time.After(delay):
 		case <-s.stopping:
@@ -351,6 +364,15 @@ func (s *subscription) pullStatus(m *nats.Msg) (over bool, err error) {
 		return true, nil
 	case "503":
 		return true, fmt.Errorf("%w: nothing serves consumer %q of stream %q", bus.ErrNotFound, s.consumer, s.stream)
+	case "409":
+		switch d := m.Header.Get("Description"); {
+		case strings.EqualFold(d, "Server Shutdown"), strings.EqualFold(d, "Leadership Change"):
+			// The pull went with its server or its leader; the next one
+			// goes to whoever serves the consumer now (after the
+			// connection is back, which is reported where it is lost).
+			return true, nil
+		}
+		return true, fmt.Errorf("pull ended by the server: 409 %s", m.Header.Get("Description"))
 	default:
 		return true, fmt.Errorf("pull ended by the server: %s %s", code, m.Header.Get("Description"))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -455,5 +456,69 @@ func TestStopHandsBackBeforeTheBrokerStops(t *testing.T) {
 	rest := e.fetchN(t, stream, consumer, total-1)
 	if len(rest) != total-1 {
 		t.Fatalf("fetched %d messages after the restart, want %d", len(rest), total-1)
+	}
+}
+
+// levelCounter counts the records of one message by level.
+type levelCounter struct {
+	msg string
+	mu  sync.Mutex
+	n   map[slog.Level]int
+}
+
+func (h *levelCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (h *levelCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.mu.Lock()
+		h.n[r.Level]++
+		h.mu.Unlock()
+	}
+	return nil
+}
+func (h *levelCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *levelCounter) WithGroup(string) slog.Handler      { return h }
+
+func (h *levelCounter) count(level slog.Level) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n[level]
+}
+
+// TestPullFailuresDoNotFloodTheLog deletes the consumer of a running
+// subscription: its pulls fail again and again until the consumer is back,
+// and only the first failure is a warning.
+func TestPullFailuresDoNotFloodTheLog(t *testing.T) {
+	t.Parallel()
+	const failing = "subscription cannot pull; retrying until it can"
+	fails := &levelCounter{msg: failing, n: map[slog.Level]int{}}
+	e := newEnv(t, jetstream.WithLogger(slog.New(fails)))
+	stream := e.stream(t, "GONE", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
+	ctx := testContext(t)
+	got := make(chan string, 1)
+	sub, err := e.bus.Subscribe(ctx, stream, consumer, func(ctx context.Context, m *bus.Message) {
+		_ = m.Ack(ctx)
+		got <- string(m.Payload)
+	}, bus.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Stop(context.Background()) })
+	if err := e.bus.DeleteConsumer(ctx, stream, consumer); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "four failed pulls", func() bool { return fails.count(slog.LevelWarn)+fails.count(slog.LevelDebug) >= 4 })
+	if n := fails.count(slog.LevelWarn); n != 1 {
+		t.Fatalf("%d failed pulls logged as warnings, want the first one only", n)
+	}
+	e.consumer(t, stream, consumer, bus.ConsumerConfig{})
+	e.publish(t, "GONE.a", "back")
+	select {
+	case p := <-got:
+		if p != "back" {
+			t.Fatalf("handled %q, want back", p)
+		}
+	case <-ctx.Done():
+		t.Fatal("the subscription did not resume once its consumer was back")
 	}
 }
