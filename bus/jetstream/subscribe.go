@@ -33,9 +33,13 @@ const (
 	// maxResumeDelay while the failure lasts.
 	resumeDelay    = 250 * time.Millisecond
 	maxResumeDelay = 30 * time.Second
-	// unsubscribeWait bounds how long a stopping subscription waits for the
-	// server to confirm it no longer listens for its pull.
-	unsubscribeWait = 2 * time.Second
+	// unsubscribeWait bounds each wait of a stopping subscription for the
+	// server: to confirm that it no longer sends to the subscription, that
+	// it has the messages handed back, and that it applied the last acks.
+	// The server normally answers at once; a server slowed down by load
+	// still gets its time, since what it has not applied when the broker
+	// shuts down comes back only after an ack wait.
+	unsubscribeWait = 10 * time.Second
 	// A held delivery is told to be in progress once a third of its ack
 	// wait has passed since it arrived or was last told so; the keeper
 	// looks at the held deliveries five times per shortest ack wait, so
