@@ -35,8 +35,8 @@ func TestSecondAppOnOneStore(t *testing.T) {
 	for _, want := range []string{
 		"store directory " + first.store,
 		"in use by process " + strconv.Itoa(plugins[0]),
-		"another directory",
-		"NATS_URL to " + first.url,
+		"use another store directory",
+		"EVENTBUS_BUS_URI to " + first.url,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the second app's output does not say %q:\n%s", want, out)

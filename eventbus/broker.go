@@ -272,7 +272,8 @@ func (b *broker) startEmbedded(ctx context.Context) (*jetstream.Bus, error) {
 		if url == "" {
 			url = "its URL"
 		}
-		return nil, fmt.Errorf("%w; set embedded.store_dir to another directory, or use the running broker instead: set dsn or NATS_URL to %s", err, url)
+		return nil, fmt.Errorf("%w (embedded.store_dir); to use that broker instead of starting a second one, set dsn or %s to %s",
+			err, URLEnvVar(b.name), url)
 	case err != nil:
 		return nil, err
 	}

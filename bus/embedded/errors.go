@@ -64,7 +64,7 @@ func (e *StoreInUseError) Error() string {
 	if e.URL != "" {
 		b.WriteString(", whose embedded broker serves " + e.URL)
 	}
-	b.WriteString(" (" + LockFileName + " is locked): two brokers on one store would overwrite each other's messages; give this one another store directory, or stop that process")
+	b.WriteString(" (" + LockFileName + " is locked): two brokers on one store would overwrite each other's messages; use another store directory, or stop that process")
 	return b.String()
 }
 

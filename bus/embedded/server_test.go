@@ -314,7 +314,7 @@ func TestSecondServerOnOneStoreFails(t *testing.T) {
 	if inUse.PID != os.Getpid() || inUse.URL != first.ClientURL() || inUse.Dir != dir {
 		t.Fatalf("StoreInUseError = %+v, want PID %d, URL %s, Dir %s", inUse, os.Getpid(), first.ClientURL(), dir)
 	}
-	for _, want := range []string{dir, strconv.Itoa(os.Getpid()), "another store directory"} {
+	for _, want := range []string{dir, strconv.Itoa(os.Getpid()), "use another store directory"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
