@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,7 +39,12 @@ func embeddedBroker(t *testing.T, name string) decl {
 
 func newApp(t *testing.T, decls ...decl) *app {
 	t.Helper()
-	a := &app{t: t, p: eventbus.New(eventbus.Options{})}
+	return newAppWith(t, eventbus.Options{}, decls...)
+}
+
+func newAppWith(t *testing.T, opts eventbus.Options, decls ...decl) *app {
+	t.Helper()
+	a := &app{t: t, p: eventbus.New(opts)}
 	ctx := context.Background()
 	for _, d := range decls {
 		m, err := a.p.CreateModule(ctx, d.typ, d.name, d.config)
@@ -154,6 +160,85 @@ func TestSettleSteps(t *testing.T) {
 	a.exec(a.step(eventbus.StepTerm, term), term, second)
 	if got := a.exec(con, map[string]any{"consumer": "worker", "max_wait": "300ms"}, nil); got["count"] != float64(0) {
 		t.Fatalf("terminated message delivered again: %v", got)
+	}
+}
+
+// countingMetrics records every count it is given, as "what labels n".
+type countingMetrics struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (m *countingMetrics) add(s string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.got = append(m.got, s)
+}
+
+func (m *countingMetrics) StreamDeclared(stream string) { m.add("stream " + stream) }
+func (m *countingMetrics) ConsumerDeclared(stream, consumer string) {
+	m.add("consumer " + stream + "/" + consumer)
+}
+func (m *countingMetrics) Published(stream string, n int) {
+	m.add(fmt.Sprintf("published %s %d", stream, n))
+}
+func (m *countingMetrics) Settled(stream, consumer, kind string) {
+	m.add("settled " + stream + "/" + consumer + " " + kind)
+}
+func (m *countingMetrics) DeadLettered(stream, consumer string) {
+	m.add("dead-lettered " + stream + "/" + consumer)
+}
+
+func (m *countingMetrics) all() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.got...)
+}
+
+// TestMetricsByStreamAndConsumer checks what the plugin counts, labelled
+// by stream and consumer: the declared ones as they are set up, messages
+// published by the stream that stored them, and settlements by token with
+// the stream and consumer the token came from.
+func TestMetricsByStreamAndConsumer(t *testing.T) {
+	t.Parallel()
+	m := &countingMetrics{}
+	a := newAppWith(t, eventbus.Options{Metrics: m},
+		embeddedBroker(t, "bus"),
+		decl{eventbus.TypeStream, "orders", map[string]any{"name": "ORDERS", "subjects": []any{"orders.>"}}},
+		decl{eventbus.TypeStream, "audit", map[string]any{"name": "AUDIT", "subjects": []any{"audit.>"}}},
+		decl{eventbus.TypeConsumer, "worker", map[string]any{"stream_name": "ORDERS"}},
+	)
+	one := map[string]any{"subject": "orders.a", "payload": "1"}
+	a.exec(a.step(eventbus.StepPublish, one), one, nil)
+	batch := map[string]any{"messages": []any{
+		map[string]any{"subject": "orders.b", "payload": "2"},
+		map[string]any{"subject": "audit.b", "payload": "3"},
+		map[string]any{"subject": "orders.c", "payload": "4"},
+	}}
+	a.exec(a.step(eventbus.StepPublish, batch), batch, nil)
+	conCfg := map[string]any{"consumer": "worker", "max_wait": "2s", "batch_size": "3"}
+	msgs := a.exec(a.step(eventbus.StepConsume, conCfg), conCfg, nil)["messages"].([]any)
+	if len(msgs) != 3 {
+		t.Fatalf("consumed %d messages, want 3", len(msgs))
+	}
+	for i, kind := range []string{eventbus.StepAck, eventbus.StepTerm, eventbus.StepInProgress} {
+		cfg := map[string]any{"ack_token": msgs[i].(map[string]any)["ack_token"]}
+		a.exec(a.step(kind, cfg), cfg, nil)
+	}
+	got := m.all()
+	slices.Sort(got)
+	want := []string{
+		"consumer ORDERS/worker",
+		"published AUDIT 1",
+		"published ORDERS 1",
+		"published ORDERS 2",
+		"settled ORDERS/worker ack",
+		"settled ORDERS/worker term",
+		"stream AUDIT",
+		"stream ORDERS",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("counts:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 }
 

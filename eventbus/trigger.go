@@ -218,9 +218,7 @@ func (t *subscribeTrigger) Stop(ctx context.Context) error {
 
 // handle runs the pipeline for one message and settles it.
 func (t *subscribeTrigger) handle(ctx context.Context, msg *bus.Message) {
-	start := time.Now()
 	err := t.run(ctx, messageData(msg))
-	t.p.metrics.PipelineRun(t.workflow, err == nil, time.Since(start))
 	if err == nil {
 		t.settle(ctx, msg, "ack", msg.Ack(ctx))
 		return
@@ -279,7 +277,7 @@ func (t *subscribeTrigger) deadLetter(ctx context.Context, msg *bus.Message, run
 	for attempt := 1; ; attempt++ {
 		_, err = jb.Publish(ctx, out)
 		if err == nil {
-			t.p.metrics.DeadLettered(t.settings.DeadLetter)
+			t.p.metrics.DeadLettered(msg.Stream, msg.Consumer)
 			return nil
 		}
 		if attempt == deadLetterAttempts || errors.Is(err, bus.ErrNoStream) {
@@ -312,7 +310,7 @@ func (t *subscribeTrigger) backoff(delivery int) time.Duration {
 func (t *subscribeTrigger) settle(_ context.Context, msg *bus.Message, kind string, err error) {
 	switch {
 	case err == nil:
-		t.p.metrics.Settled(kind)
+		t.p.metrics.Settled(msg.Stream, msg.Consumer, kind)
 	case errors.Is(err, bus.ErrStaleToken):
 	default:
 		t.log.Warn(kind+" failed; the message will be redelivered after its ack wait", "subject", msg.Subject, "sequence", msg.StreamSequence, "error", err)

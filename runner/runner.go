@@ -136,6 +136,7 @@ func New(cfg *Config, p Plugin, logger *slog.Logger, opts ...Option) (*Runner, e
 			rt.compensation = append(rt.compensation, r.stepRuntime(&pl.Compensation[j]))
 		}
 		r.pipelines[pl.Name] = rt
+		m.declare(pl.Name)
 	}
 	return r, nil
 }

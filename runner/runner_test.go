@@ -619,6 +619,37 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestMetricsBeforeTheFirstRun checks that every pipeline has its run
+// counts, at zero, and its duration histogram before it first runs, and
+// that the histogram's buckets reach long pipelines.
+func TestMetricsBeforeTheFirstRun(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	newRunner(t, "pipelines:\n  a:\n    steps: [{ name: s, type: step.test.echo }]\n  b:\n    steps: []\n", newFake(testCatalog(t)), runner.WithRegisterer(reg))
+	runs := map[string]float64{}
+	for _, m := range family(t, reg, "eventbus_pipeline_runs_total") {
+		runs[label(m.GetLabel(), "pipeline")+"/"+label(m.GetLabel(), "outcome")] = m.GetCounter().GetValue()
+	}
+	for _, p := range []string{"a", "b"} {
+		for _, o := range []string{runner.OutcomeSuccess, runner.OutcomeFailure, runner.OutcomeTimeout, runner.OutcomeCanceled} {
+			if v, ok := runs[p+"/"+o]; !ok || v != 0 {
+				t.Errorf("eventbus_pipeline_runs_total{pipeline=%q,outcome=%q} = %v (present: %v), want 0", p, o, v, ok)
+			}
+		}
+	}
+	hists := family(t, reg, "eventbus_pipeline_run_seconds")
+	if len(hists) != 2 {
+		t.Fatalf("%d run duration histograms before any run, want 2", len(hists))
+	}
+	var top float64
+	for _, b := range hists[0].GetHistogram().GetBucket() {
+		top = max(top, b.GetUpperBound())
+	}
+	if top < time.Hour.Seconds() {
+		t.Errorf("the largest bucket ends at %vs: runs of a few minutes would only count in +Inf", top)
+	}
+}
+
 // counter reads eventbus_pipeline_runs_total for a pipeline and outcome.
 func counter(t *testing.T, reg *prometheus.Registry, pipeline, outcome string) float64 {
 	t.Helper()

@@ -349,6 +349,16 @@ func (b *Bus) settleToken(ctx context.Context, token string, op settleOp, delay 
 	return d.settle(ctx, op, delay, reason, true)
 }
 
+// TokenSource returns the stream and consumer of the delivery token names,
+// or ok false when token is not one this Bus issued.
+func (b *Bus) TokenSource(token string) (stream, consumer string, ok bool) {
+	t, err := b.codec.Decode(token)
+	if err != nil || t.Backend != backendName {
+		return "", "", false
+	}
+	return t.Stream, t.Consumer, true
+}
+
 // Ack marks the delivery of token processed, once the server confirms it.
 func (b *Bus) Ack(ctx context.Context, token string) error {
 	return b.settleToken(ctx, token, opAck, 0, "")
