@@ -26,4 +26,9 @@ var (
 
 	// errStreamNotFound: the stream named with --stream does not exist.
 	errStreamNotFound = errors.New("stream not found")
+
+	// errCaptured: a stream captures the subject, yet the publish got no
+	// answer (its stream may be between leaders); pub publishes again,
+	// waiting for the stream this time.
+	errCaptured = errors.New("a stream captures the subject but did not answer")
 )
