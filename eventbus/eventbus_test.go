@@ -242,6 +242,39 @@ func TestMetricsByStreamAndConsumer(t *testing.T) {
 	}
 }
 
+// TestExplicitAckTokenRenderedEmpty: an ack step whose ack_token is given
+// but renders empty must fail, not settle the triggering message in its
+// place; an empty literal is refused when the step is created; a step
+// without the field still settles the triggering message.
+func TestExplicitAckTokenRenderedEmpty(t *testing.T) {
+	t.Parallel()
+	a := ordersApp(t, map[string]any{"ack_wait": "30s"})
+	pubCfg := map[string]any{"subject": "orders.x", "payload": "p"}
+	a.exec(a.step(eventbus.StepPublish, pubCfg), pubCfg, nil)
+	conCfg := map[string]any{"consumer": "worker", "max_wait": "2s", "batch_size": "1"}
+	msg := a.exec(a.step(eventbus.StepConsume, conCfg), conCfg, nil)["messages"].([]any)[0].(map[string]any)
+	ctx := context.Background()
+
+	for _, kind := range []string{eventbus.StepAck, eventbus.StepNak, eventbus.StepTerm, eventbus.StepInProgress} {
+		templated, err := a.p.CreateStep(ctx, kind, "s", map[string]any{"ack_token": "{{ .other.ack_token }}"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = templated.Execute(ctx, eventbus.MapInput{Rendered: map[string]any{"ack_token": ""}, Data: msg})
+		if !errors.Is(err, eventbus.ErrConfig) || !strings.Contains(err.Error(), "ack_token rendered empty") {
+			t.Fatalf("%s with ack_token rendered empty = %v, want ErrConfig naming ack_token", kind, err)
+		}
+		if _, err := a.p.CreateStep(ctx, kind, "s", map[string]any{"ack_token": ""}); !errors.Is(err, eventbus.ErrConfig) {
+			t.Fatalf("%s with an empty ack_token = %v, want ErrConfig", kind, err)
+		}
+	}
+	// The triggering message was left alone: it can still be acked, once.
+	a.exec(a.step(eventbus.StepAck, nil), nil, msg)
+	if _, err := a.step(eventbus.StepAck, nil).Execute(ctx, eventbus.MapInput{Data: msg}); !errors.Is(err, bus.ErrStaleToken) {
+		t.Fatalf("second ack of the triggering message = %v, want ErrStaleToken", err)
+	}
+}
+
 func TestDeclarationOrderDoesNotMatter(t *testing.T) {
 	t.Parallel()
 	a := newApp(t,

@@ -109,7 +109,11 @@ func (p *Plugin) CreateStep(_ context.Context, typ, _ string, config map[string]
 				return nil, err
 			}
 		}
-		return &settleStep{p: p, kind: typ, cfg: c}, nil
+		_, explicit := config["ack_token"]
+		if explicit && c.fixed && c.static.GetAckToken() == "" {
+			return nil, fmt.Errorf("%w: config.ack_token is empty; leave it out to settle the message that triggered the pipeline", ErrConfig)
+		}
+		return &settleStep{p: p, kind: typ, cfg: c, explicitToken: explicit}, nil
 	}
 	return nil, fmt.Errorf("%w: step type %q (known: %s)", ErrUnknownType, typ, strings.Join(StepTypes(), ", "))
 }
@@ -328,6 +332,9 @@ type settleStep struct {
 	p    *Plugin
 	kind string
 	cfg  stepConfig[*eventbusv1.SettleStepConfig]
+	// explicitToken is whether the config names the token to settle; when
+	// it does not, the step settles the message that triggered the run.
+	explicitToken bool
 }
 
 func (s *settleStep) Execute(ctx context.Context, in StepInput) (map[string]any, error) {
@@ -336,6 +343,11 @@ func (s *settleStep) Execute(ctx context.Context, in StepInput) (map[string]any,
 		return nil, err
 	}
 	token := cfg.GetAckToken()
+	if token == "" && s.explicitToken {
+		// Settling the triggering message instead of the one meant would
+		// settle the wrong message without a word.
+		return nil, fmt.Errorf("%w: config.ack_token rendered empty; it names no delivery to settle (leave the field out to settle the message that triggered the pipeline)", ErrConfig)
+	}
 	if token == "" {
 		v, _ := in.Current("ack_token")
 		token, _ = v.(string)
