@@ -13,9 +13,10 @@
 // directory while it runs, so a second server on the same directory, in
 // this process or another, fails to start with ErrStoreInUse instead of
 // corrupting the first one's streams; the operating system releases the
-// lock when the process ends, however it ends. With Config.MemoryOnly the server has no file
-// store at all: only streams with memory storage can be created, a stream
-// asking for file storage is refused, and nothing is written to disk.
+// lock when the process ends, however it ends. With Config.MemoryOnly the
+// server has no file store at all: only streams with memory storage can be
+// created, a stream asking for file storage is refused, nothing is written
+// to disk, and there is nothing to lock.
 //
 // Start validates the configuration, starts the server and waits until it
 // accepts clients; Shutdown stops it and waits until it is down. Connect
