@@ -3,6 +3,9 @@ package eventbus_test
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -152,12 +155,11 @@ func TestBrokerSaysWhichItIs(t *testing.T) {
 func TestExternalBrokerReconnects(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	cfg := embedded.Config{StoreDir: t.TempDir(), Port: embedded.RandomPort}
+	cfg := embedded.Config{StoreDir: t.TempDir(), Port: restartablePort(t)}
 	srv, err := embedded.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Port = srv.Port()
 	url := srv.ClientURL()
 	var srvMu sync.Mutex
 	t.Cleanup(func() {
@@ -239,4 +241,24 @@ func TestExternalBrokerReconnects(t *testing.T) {
 	if warns := logs.atLeast(slog.LevelWarn); len(warns) > 2 {
 		t.Errorf("%d warnings for one outage, want at most the disconnect and one for the subscription: %v", len(warns), warns)
 	}
+}
+
+// restartablePort returns a loopback port that was free a moment ago, taken
+// below the range the kernel hands out for port 0. A server that a test
+// stops and starts again on its port finds it free: while it was down, the
+// port could not be handed to a server that another test started on port
+// 0 (embedded.RandomPort).
+func restartablePort(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
+	}
+	t.Fatal("no free port between 20000 and 32000")
+	return 0
 }

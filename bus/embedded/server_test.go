@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -31,6 +32,26 @@ func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// restartablePort returns a loopback port that was free a moment ago, taken
+// below the range the kernel hands out for port 0. A server that a test
+// stops and starts again on its port finds it free: while it was down, the
+// port could not be handed to a server that another test started on port
+// 0 (embedded.RandomPort).
+func restartablePort(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
+	}
+	t.Fatal("no free port between 20000 and 32000")
+	return 0
 }
 
 func start(t *testing.T, cfg embedded.Config) *embedded.Server {
@@ -152,7 +173,7 @@ func TestRestartKeepsMessages(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	dir := t.TempDir()
-	cfg := embedded.Config{StoreDir: dir, Port: embedded.RandomPort, SyncAlways: true}
+	cfg := embedded.Config{StoreDir: dir, Port: restartablePort(t), SyncAlways: true}
 
 	srv, err := embedded.Start(ctx, cfg)
 	if err != nil {

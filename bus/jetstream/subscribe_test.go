@@ -257,7 +257,7 @@ func TestSubscribeSurvivesHandlerPanic(t *testing.T) {
 func TestSubscriptionResumesAfterRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	e := newEnvWith(t, embedded.Config{StoreDir: dir, Port: embedded.RandomPort})
+	e := newEnvWith(t, embedded.Config{StoreDir: dir, Port: restartablePort(t)})
 	stream := e.stream(t, "RESUME", bus.StreamConfig{})
 	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
 	got := make(chan string, 10)
@@ -412,7 +412,7 @@ func TestUnconfirmedAcksOnlyForMessageAck(t *testing.T) {
 func TestStopHandsBackBeforeTheBrokerStops(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	cfg := embedded.Config{StoreDir: t.TempDir(), Port: embedded.RandomPort}
+	cfg := embedded.Config{StoreDir: t.TempDir(), Port: restartablePort(t)}
 	e := newEnvWith(t, cfg)
 	stream := e.stream(t, "BACK", bus.StreamConfig{})
 	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{AckWait: time.Hour})
