@@ -99,10 +99,6 @@ func (p *cutProxy) forward(client, server net.Conn) {
 	for {
 		n, err := client.Read(buf)
 		if n > 0 {
-			if _, werr := server.Write(buf[:n]); werr != nil {
-				client.Close()
-				return
-			}
 			seen := append(tail, buf[:n]...)
 			p.mu.Lock()
 			hit := len(p.pattern) > 0 && bytes.Contains(seen, p.pattern)
@@ -112,6 +108,13 @@ func (p *cutProxy) forward(client, server net.Conn) {
 			}
 			p.mu.Unlock()
 			if hit {
+				// The client's side goes first, so that no answer can
+				// reach it; then the server gets the request.
+				client.Close()
+				_, _ = server.Write(buf[:n])
+				return
+			}
+			if _, werr := server.Write(buf[:n]); werr != nil {
 				client.Close()
 				return
 			}
