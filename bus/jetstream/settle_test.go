@@ -209,3 +209,33 @@ func TestAckOfDeletedConsumer(t *testing.T) {
 		t.Fatalf("Ack after the consumer was deleted = %v, want bus.ErrNotFound", err)
 	}
 }
+
+// TestSettleWithCanceledContext settles deliveries with a context that is
+// already cancelled, as a handler does whose subscription's Stop ran out
+// of time: the settlements still reach the server, and are confirmed.
+func TestSettleWithCanceledContext(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stream := e.stream(t, "LATE", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{AckWait: time.Hour})
+	e.publish(t, "LATE.a", "acked")
+	e.publish(t, "LATE.b", "nakked")
+	msgs := e.fetchN(t, stream, consumer, 2)
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, m := range msgs {
+		var err error
+		if string(m.Payload) == "acked" {
+			err = m.Ack(canceled)
+		} else {
+			err = m.Nak(canceled, 0)
+		}
+		if err != nil {
+			t.Fatalf("settling %s with a cancelled context: %v", m.Payload, err)
+		}
+	}
+	again := e.fetchN(t, stream, consumer, 1)
+	if string(again[0].Payload) != "nakked" || again[0].DeliveryCount != 2 {
+		t.Fatalf("redelivered %q (delivery %d), want the nak'd message on its second delivery", again[0].Payload, again[0].DeliveryCount)
+	}
+}

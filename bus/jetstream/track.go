@@ -269,8 +269,14 @@ func (d *delivery) settle(ctx context.Context, op settleOp, delay time.Duration,
 }
 
 // confirmed sends body to reply as a request and waits for the server's
-// answer, for defaultAckTimeout unless ctx has a deadline.
+// answer, for defaultAckTimeout unless ctx has a deadline. A ctx that is
+// already done does not stop the settlement: a handler whose context a
+// stopping subscription cancelled still settles its message, as it would
+// with a plain publish, rather than leave it to its ack wait.
 func confirmed(ctx context.Context, nc *nats.Conn, reply string, body []byte) error {
+	if ctx.Err() != nil {
+		ctx = context.WithoutCancel(ctx)
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultAckTimeout)
