@@ -268,12 +268,12 @@ func (b *broker) startEmbedded(ctx context.Context) (*jetstream.Bus, error) {
 		return nil, fmt.Errorf("%w; to use the broker already listening there instead, set dsn or NATS_URL to nats://%s",
 			err, net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	case errors.As(err, &inUse):
-		url := inUse.URL
-		if url == "" {
-			url = "its URL"
+		serves := inUse.URL
+		if serves == "" {
+			serves = "its URL"
 		}
 		return nil, fmt.Errorf("%w (embedded.store_dir); to use that broker instead of starting a second one, set dsn or %s to %s",
-			err, URLEnvVar(b.name), url)
+			err, URLEnvVar(b.name), serves)
 	case err != nil:
 		return nil, err
 	}
