@@ -434,10 +434,16 @@ func TestStopHandsBackBeforeTheBrokerStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-started
-	stopped := make(chan error, 1)
-	go func() { stopped <- sub.Stop(ctx) }()
+	// A Stop whose context is over has begun the stop, as far as what the
+	// subscription holds is concerned, before it returns: the handler is
+	// released only then, so no other message can start.
+	over, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := sub.Stop(over); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Stop with a context already over = %v, want context.Canceled", err)
+	}
 	close(release)
-	if err := <-stopped; err != nil {
+	if err := sub.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := calls.Load(); n != 1 {
