@@ -34,7 +34,10 @@ type Fetcher interface {
 }
 
 // Handler processes one delivery and settles it through msg's Acknowledger.
-// A delivery it leaves unsettled is redelivered after the consumer's ack wait.
+// While a delivery waits for a free handler and while its handler runs, the
+// subscription keeps it from being redelivered, however long that takes; a
+// delivery the handler leaves unsettled is redelivered the consumer's ack
+// wait after the handler returned.
 type Handler func(ctx context.Context, msg *Message)
 
 // SubscribeOptions shape a continuous subscription.

@@ -10,63 +10,82 @@ import (
 	"testing"
 )
 
-// TestRunMetrics runs examples/orders with --metrics-addr: after an order
-// has gone through, GET /metrics counts the successful runs of the
-// enrich-order pipeline.
+// TestRunMetrics runs examples/orders with --metrics-addr. Before any
+// order, GET /metrics already shows every count the app will move, at
+// zero; after one order, it counts the runs by pipeline and the messages by
+// stream and consumer, in one set of metrics.
 func TestRunMetrics(t *testing.T) {
 	t.Parallel()
 	inEachMode(t, func(t *testing.T, m mode) {
 		ctx := guard(t, testGuard)
 		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		a := startApp(t, repoPath(t, "examples/orders/app.yaml"), appConfig{mode: m, flags: []string{"--metrics-addr", addr}})
-		js := connect(t, a)
+		url := "http://" + addr + "/metrics"
 
+		type series struct {
+			metric string
+			labels map[string]string
+		}
+		runs := func(pipeline, outcome string) series {
+			return series{"eventbus_pipeline_runs_total", map[string]string{"pipeline": pipeline, "outcome": outcome}}
+		}
+		settled := func(consumer, how string) series {
+			return series{"eventbus_messages_settled_total", map[string]string{"stream": "ORDERS", "consumer": consumer, "settlement": how}}
+		}
+		published := &series{"eventbus_messages_published_total", map[string]string{"stream": "ORDERS"}}
+		deadLettered := &series{"eventbus_messages_dead_lettered_total", map[string]string{"stream": "ORDERS", "consumer": "order-enricher"}}
+		check := func(body string, want map[*series]float64) (bool, string) {
+			var bad []string
+			for s, v := range want {
+				if got, ok := sample(body, s.metric, s.labels); !ok || got != v {
+					bad = append(bad, fmt.Sprintf("%s%v = %v (present: %v), want %v", s.metric, s.labels, got, ok, v))
+				}
+			}
+			return len(bad) == 0, strings.Join(bad, "; ")
+		}
+
+		body, err := scrape(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := map[*series]float64{published: 0, deadLettered: 0}
+		for _, p := range []string{"enrich-order", "log-enriched"} {
+			for _, o := range []string{"success", "failure", "timeout", "canceled"} {
+				s := runs(p, o)
+				before[&s] = 0
+			}
+		}
+		for _, c := range []string{"order-enricher", "enriched-logger"} {
+			for _, how := range []string{"ack", "nak", "term"} {
+				s := settled(c, how)
+				before[&s] = 0
+			}
+		}
+		if ok, bad := check(body, before); !ok {
+			t.Errorf("before the first order: %s", bad)
+		}
+		if strings.Contains(body, "eventbus_trigger_run") {
+			t.Error("the trigger's runs are counted apart from the pipeline runs")
+		}
+		if !strings.Contains(body, "# TYPE eventbus_pipeline_run_seconds histogram") ||
+			!strings.Contains(body, `eventbus_pipeline_run_seconds_bucket{pipeline="enrich-order",le="3600"} 0`) {
+			t.Error("no eventbus_pipeline_run_seconds histogram reaching an hour")
+		}
+
+		js := connect(t, a)
 		publish(t, ctx, js, "orders.created", `{"id":"m-1","customer":"ada","items":["a"]}`)
 		readStream(t, ctx, js, "ORDERS", "orders.enriched", 1)
-
-		url := "http://" + addr + "/metrics"
-		var last string
-		eventually(t, ctx, "a successful enrich-order run counted", func() (bool, string) {
+		enrichOK, logOK := runs("enrich-order", "success"), runs("log-enriched", "success")
+		enricherAck, loggerAck := settled("order-enricher", "ack"), settled("enriched-logger", "ack")
+		after := map[*series]float64{&enrichOK: 1, &logOK: 1, published: 1, &enricherAck: 1, &loggerAck: 1, deadLettered: 0}
+		eventually(t, ctx, "the order counted", func() (bool, string) {
 			body, err := scrape(ctx, url)
 			if err != nil {
 				return false, err.Error()
 			}
-			last = body
-			v, ok := sample(body, "eventbus_pipeline_runs_total", map[string]string{"pipeline": "enrich-order", "outcome": "success"})
-			return ok && v >= 1, fmt.Sprintf("eventbus_pipeline_runs_total{pipeline=enrich-order,outcome=success} = %v (present: %v)", v, ok)
-		})
-		if v, ok := sample(last, "eventbus_pipeline_runs_total", map[string]string{"pipeline": "enrich-order", "outcome": "success"}); !ok || v != 1 {
-			t.Errorf("enrich-order successful runs = %v, want 1 (one order published)", v)
-		}
-		if !strings.Contains(last, "# TYPE eventbus_pipeline_run_seconds histogram") {
-			t.Error("no eventbus_pipeline_run_seconds histogram")
-		}
-
-		// The plugin's own metrics are served on the same endpoint.
-		eventually(t, ctx, "the plugin's counts of the order", func() (bool, string) {
-			body, err := scrape(ctx, url)
-			if err != nil {
-				return false, err.Error()
-			}
-			published, okPub := unlabelled(body, "eventbus_messages_published_total")
-			acks, okAck := sample(body, "eventbus_messages_settled_total", map[string]string{"settlement": "ack"})
-			_, okPending := sample(body, "eventbus_consumer_pending_messages", map[string]string{"broker": "bus", "stream": "ORDERS", "consumer": "order-enricher"})
-			return okPub && published == 1 && okAck && acks == 2 && okPending,
-				fmt.Sprintf("published=%v (%v) acks=%v (%v) pending gauge present=%v", published, okPub, acks, okAck, okPending)
+			return check(body, after)
 		})
 	})
-}
-
-// unlabelled finds the value of a metric without labels in a Prometheus text
-// exposition.
-func unlabelled(body, metric string) (float64, bool) {
-	for _, line := range strings.Split(body, "\n") {
-		if rest, ok := strings.CutPrefix(line, metric+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			return f, err == nil
-		}
-	}
-	return 0, false
 }
 
 // scrape returns the body of a GET of url.

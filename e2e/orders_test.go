@@ -3,7 +3,9 @@ package e2e_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -125,6 +127,21 @@ func TestOrders(t *testing.T) {
 			})
 			if n := subjectCount(t, ctx, js, "DEAD_LETTERS", "dlq.orders"); n != 1 {
 				t.Errorf("dlq.orders holds %d messages, want 1", n)
+			}
+			// Each of the three failed deliveries is logged once: twice as
+			// retried, once as terminated.
+			var failures []string
+			for _, r := range a.log.records() {
+				if strings.Contains(r.str("error"), `step "check" failed`) {
+					failures = append(failures, r.str("level")+" "+r.msg())
+				}
+			}
+			if want := []string{
+				"WARN pipeline failed; message will be redelivered",
+				"WARN pipeline failed; message will be redelivered",
+				"ERROR pipeline failed on the last allowed delivery; message terminated",
+			}; !slices.Equal(failures, want) {
+				t.Errorf("log records of the failed deliveries:\n  %s\nwant:\n  %s", strings.Join(failures, "\n  "), strings.Join(want, "\n  "))
 			}
 			if n := subjectCount(t, ctx, js, "ORDERS", "orders.enriched"); n != uint64(len(orders)) {
 				t.Errorf("orders.enriched holds %d messages, want %d", n, len(orders))

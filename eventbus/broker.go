@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/wfeventbus/eventbus/bus"
 	"github.com/wfeventbus/eventbus/bus/embedded"
@@ -44,18 +48,34 @@ func deployTargets(provider string) []string {
 }
 
 // brokerPlan is a validated broker config: either an embedded server or the
-// URLs of an external one.
+// URLs of an external one, and the setting that chose it.
 type brokerPlan struct {
 	target   string
 	urls     []string
 	embedded embedded.Config
 	connect  jetstream.ConnectConfig
+	// reason names the setting that decided between the embedded broker
+	// and an external one, for the start-up log.
+	reason string
 }
 
-// planBroker validates cfg and resolves where the broker is. getenv is the
-// only place environment variables reach the plugin: EVENTBUS_<NAME>_URI
-// (module name upper-cased, '-' as '_'), then NATS_URL, when the config names
-// no URL.
+// planBroker validates cfg and resolves where the broker is. The first of
+// these that applies decides:
+//
+//  1. dsn, url or urls in the config: that external broker;
+//  2. deploy_target embedded in the config: the embedded broker;
+//  3. EVENTBUS_<NAME>_URI (module name upper-cased, '-' and '.' as '_'):
+//     that external broker;
+//  4. an embedded block in the config: the embedded broker;
+//  5. NATS_URL: that external broker;
+//  6. nothing set: the embedded broker with its defaults.
+//
+// What the config says wins over the environment, with one exception: the
+// variable named after this very broker overrides its embedded block, so a
+// deployment can point an app written for the embedded broker at a cluster
+// without editing it. NATS_URL, which tools and shells export for every
+// purpose, never overrides an explicit config. getenv is the only place
+// environment variables reach the plugin.
 //
 // A relative embedded store_dir is relative to configDir, the directory of
 // the app config, when the host says what it is.
@@ -68,34 +88,58 @@ func planBroker(name string, cfg *eventbusv1.BrokerConfig, configDir string, get
 	if targets == nil {
 		return brokerPlan{}, fmt.Errorf("%w: provider %q is not supported; use %q", ErrConfig, cfg.GetProvider(), providerNATS)
 	}
-	urls := splitURLs(cfg.GetDsn(), cfg.GetUrl(), cfg.GetUrls())
-	if len(urls) == 0 && getenv != nil {
-		if v := getenv(URLEnvVar(name)); v != "" {
-			urls = splitURLs(v, "", nil)
-		} else if v := getenv("NATS_URL"); v != "" {
-			urls = splitURLs(v, "", nil)
-		}
+	if getenv == nil {
+		getenv = func(string) string { return "" }
 	}
 	target := strings.TrimSpace(cfg.GetDeployTarget())
+	if target != "" && !slices.Contains(targets, target) {
+		return brokerPlan{}, fmt.Errorf("%w: deploy_target %q is not valid for provider %s; valid targets: %s",
+			ErrConfig, target, provider, strings.Join(targets, ", "))
+	}
+	hasEmbedded := cfg.GetEmbedded() != nil
+	envVar := URLEnvVar(name)
+	urls := splitURLs(cfg.GetDsn(), cfg.GetUrl(), cfg.GetUrls())
+	var reason string
+	switch {
+	case len(urls) > 0 && target == TargetEmbedded:
+		return brokerPlan{}, fmt.Errorf("%w: deploy_target embedded runs the broker in the plugin process, but a URL is set (%s); remove dsn/url/urls or choose another deploy_target",
+			ErrConfig, strings.Join(urls, ","))
+	case len(urls) > 0 && hasEmbedded:
+		return brokerPlan{}, fmt.Errorf("%w: embedded configures the broker this plugin runs, but dsn/url/urls name an external one (%s); keep one of them",
+			ErrConfig, strings.Join(urls, ","))
+	case hasEmbedded && target != "" && target != TargetEmbedded:
+		return brokerPlan{}, fmt.Errorf("%w: embedded configures the broker this plugin runs, but deploy_target is %s; remove embedded or set deploy_target embedded",
+			ErrConfig, target)
+	case len(urls) > 0:
+		reason = "dsn/url/urls in the config"
+	case target == TargetEmbedded:
+		reason = "deploy_target embedded in the config"
+	case strings.TrimSpace(getenv(envVar)) != "":
+		urls, reason = splitURLs(getenv(envVar), "", nil), envVar+" is set"
+		if hasEmbedded {
+			reason += " (it overrides the embedded block of the config)"
+		}
+	case hasEmbedded:
+		reason = "embedded block in the config"
+		if strings.TrimSpace(getenv("NATS_URL")) != "" {
+			reason += " (NATS_URL is set, but the config decides)"
+		}
+	case strings.TrimSpace(getenv("NATS_URL")) != "":
+		urls, reason = splitURLs(getenv("NATS_URL"), "", nil), "NATS_URL is set"
+	default:
+		reason = "nothing names an external broker (dsn, url, urls, " + envVar + ", NATS_URL)"
+	}
 	if target == "" {
 		target = TargetSelfHosted
 		if len(urls) == 0 {
 			target = TargetEmbedded
 		}
 	}
-	if !slices.Contains(targets, target) {
-		return brokerPlan{}, fmt.Errorf("%w: deploy_target %q is not valid for provider %s; valid targets: %s",
-			ErrConfig, target, provider, strings.Join(targets, ", "))
-	}
-	plan := brokerPlan{target: target, urls: urls}
-	switch {
-	case target == TargetEmbedded && len(urls) > 0:
-		return brokerPlan{}, fmt.Errorf("%w: deploy_target embedded runs the broker in the plugin process, but a URL is set (%s); remove dsn/url/urls or choose another deploy_target",
-			ErrConfig, strings.Join(urls, ","))
-	case target != TargetEmbedded && len(urls) == 0:
+	if target != TargetEmbedded && len(urls) == 0 {
 		return brokerPlan{}, fmt.Errorf("%w: deploy_target %s needs the broker's URL: set dsn (or url/urls), or %s, or NATS_URL",
-			ErrConfig, target, URLEnvVar(name))
+			ErrConfig, target, envVar)
 	}
+	plan := brokerPlan{target: target, urls: urls, reason: reason}
 	connName := cfg.GetConnectionName()
 	if connName == "" {
 		connName = name
@@ -218,11 +262,19 @@ func (b *broker) startEmbedded(ctx context.Context) (*jetstream.Bus, error) {
 	cfg := b.plan.embedded
 	cfg.Logger = b.log
 	srv, err := embedded.Start(ctx, cfg)
-	if errors.Is(err, embedded.ErrPortInUse) {
+	var inUse *embedded.StoreInUseError
+	switch {
+	case errors.Is(err, embedded.ErrPortInUse):
 		return nil, fmt.Errorf("%w; to use the broker already listening there instead, set dsn or NATS_URL to nats://%s",
 			err, net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
-	}
-	if err != nil {
+	case errors.As(err, &inUse):
+		serves := inUse.URL
+		if serves == "" {
+			serves = "its URL"
+		}
+		return nil, fmt.Errorf("%w (embedded.store_dir); to use that broker instead of starting a second one, set dsn or %s to %s",
+			err, URLEnvVar(b.name), serves)
+	case err != nil:
 		return nil, err
 	}
 	nc, err := srv.Connect()
@@ -237,22 +289,55 @@ func (b *broker) startEmbedded(ctx context.Context) (*jetstream.Bus, error) {
 		return nil, err
 	}
 	b.srv = srv
-	b.log.Info("embedded broker started", "url", srv.ClientURL(), "store_dir", cfg.StoreDir, "memory_only", cfg.MemoryOnly)
+	store := cfg.StoreDir
+	if cfg.MemoryOnly {
+		store = "none (memory only)"
+	}
+	b.log.Info("embedded broker started", "url", srv.ClientURL(), "store_dir", store, "reason", b.plan.reason)
 	return jb, nil
 }
 
 func (b *broker) connect(ctx context.Context) (*jetstream.Bus, error) {
-	nc, err := jetstream.Connect(ctx, b.plan.connect)
+	// The server the connection was last on: a disconnect is reported
+	// after the connection has let go of it.
+	var server atomic.Value
+	nc, err := jetstream.Connect(ctx, b.plan.connect,
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() {
+				return // closed on purpose, at stop
+			}
+			b.log.Warn("lost the connection to the broker; reconnecting", "server", server.Load(), "error", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			server.Store(nc.ConnectedUrlRedacted())
+			b.log.Info("reconnected to the broker", "server", nc.ConnectedUrlRedacted())
+		}))
 	if err != nil {
 		return nil, err
 	}
+	server.Store(nc.ConnectedUrlRedacted())
 	jb, err := jetstream.New(nc, append(b.opts, jetstream.WithOwnedConn(), jetstream.WithLogger(b.log))...)
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
-	b.log.Info("connected to broker", "urls", strings.Join(b.plan.urls, ","))
+	b.log.Info("connected to an external broker", "server", nc.ConnectedUrlRedacted(), "servers", strings.Join(redactURLs(b.plan.urls), ","), "reason", b.plan.reason)
 	return jb, nil
+}
+
+// redactURLs returns urls with any password or token in them replaced.
+func redactURLs(urls []string) []string {
+	out := make([]string, len(urls))
+	for i, raw := range urls {
+		out[i] = raw
+		if u, err := url.Parse(raw); err == nil && u.User != nil {
+			u.User = url.User("redacted")
+			out[i] = u.String()
+		} else if at := strings.LastIndex(raw, "@"); err != nil && at >= 0 {
+			out[i] = "redacted" + raw[at:]
+		}
+	}
+	return out
 }
 
 // running returns the bus of a started broker.

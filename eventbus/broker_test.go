@@ -28,6 +28,7 @@ func TestPlanBroker(t *testing.T) {
 		getenv     func(string) string
 		wantTarget string
 		wantURLs   string
+		wantReason string
 		wantErr    string
 	}{
 		{name: "empty config runs embedded", module: "bus", cfg: &eventbusv1.BrokerConfig{}, wantTarget: TargetEmbedded},
@@ -41,6 +42,17 @@ func TestPlanBroker(t *testing.T) {
 		{name: "unknown provider", module: "bus", cfg: &eventbusv1.BrokerConfig{Provider: "kafka"}, wantErr: `provider "kafka" is not supported`},
 		{name: "embedded with url", module: "bus", cfg: &eventbusv1.BrokerConfig{DeployTarget: "embedded", Dsn: "nats://x:1"}, wantErr: "deploy_target embedded runs the broker in the plugin process"},
 		{name: "external target without url", module: "bus", cfg: &eventbusv1.BrokerConfig{DeployTarget: "aws.ecs"}, wantErr: "EVENTBUS_BUS_URI"},
+		{name: "embedded block beats NATS_URL", module: "bus", cfg: withEmbedded(&eventbusv1.BrokerConfig{}), getenv: env("NATS_URL", "nats://n:1"), wantTarget: TargetEmbedded, wantReason: "embedded block in the config (NATS_URL is set, but the config decides)"},
+		{name: "empty embedded block beats NATS_URL", module: "bus", cfg: &eventbusv1.BrokerConfig{Embedded: &eventbusv1.EmbeddedConfig{}}, getenv: env("NATS_URL", "nats://n:1"), wantTarget: TargetEmbedded},
+		{name: "module env var beats embedded block", module: "bus", cfg: withEmbedded(&eventbusv1.BrokerConfig{}), getenv: env("EVENTBUS_BUS_URI", "nats://m:1", "NATS_URL", "nats://n:1"), wantTarget: TargetSelfHosted, wantURLs: "nats://m:1", wantReason: "EVENTBUS_BUS_URI is set (it overrides the embedded block of the config)"},
+		{name: "deploy_target embedded beats env", module: "bus", cfg: &eventbusv1.BrokerConfig{DeployTarget: "embedded"}, getenv: env("EVENTBUS_BUS_URI", "nats://m:1", "NATS_URL", "nats://n:1"), wantTarget: TargetEmbedded, wantReason: "deploy_target embedded in the config"},
+		{name: "config url beats module env var", module: "bus", cfg: &eventbusv1.BrokerConfig{Url: "nats://c:1"}, getenv: env("EVENTBUS_BUS_URI", "nats://m:1"), wantTarget: TargetSelfHosted, wantURLs: "nats://c:1", wantReason: "dsn/url/urls in the config"},
+		{name: "NATS_URL reason", module: "bus", cfg: &eventbusv1.BrokerConfig{}, getenv: env("NATS_URL", "nats://n:1"), wantTarget: TargetSelfHosted, wantURLs: "nats://n:1", wantReason: "NATS_URL is set"},
+		{name: "default reason", module: "bus", cfg: &eventbusv1.BrokerConfig{}, wantTarget: TargetEmbedded, wantReason: "nothing names an external broker (dsn, url, urls, EVENTBUS_BUS_URI, NATS_URL)"},
+		{name: "blank env vars name nothing", module: "bus", cfg: &eventbusv1.BrokerConfig{}, getenv: env("EVENTBUS_BUS_URI", " ", "NATS_URL", " "), wantTarget: TargetEmbedded},
+		{name: "url and embedded block", module: "bus", cfg: withEmbedded(&eventbusv1.BrokerConfig{Dsn: "nats://x:1"}), wantErr: "keep one of them"},
+		{name: "embedded block with an external target", module: "bus", cfg: withEmbedded(&eventbusv1.BrokerConfig{DeployTarget: "kubernetes"}), getenv: env("NATS_URL", "nats://n:1"), wantErr: "set deploy_target embedded"},
+		{name: "external target takes NATS_URL", module: "bus", cfg: &eventbusv1.BrokerConfig{DeployTarget: "kubernetes"}, getenv: env("NATS_URL", "nats://n:1"), wantTarget: TargetKubernetes, wantURLs: "nats://n:1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -58,8 +70,16 @@ func TestPlanBroker(t *testing.T) {
 			if plan.target != c.wantTarget || strings.Join(plan.urls, ",") != c.wantURLs {
 				t.Fatalf("plan = %s %v, want %s %s", plan.target, plan.urls, c.wantTarget, c.wantURLs)
 			}
+			if plan.reason == "" || (c.wantReason != "" && plan.reason != c.wantReason) {
+				t.Fatalf("reason = %q, want %q", plan.reason, c.wantReason)
+			}
 		})
 	}
+}
+
+func withEmbedded(cfg *eventbusv1.BrokerConfig) *eventbusv1.BrokerConfig {
+	cfg.Embedded = &eventbusv1.EmbeddedConfig{Port: 4333}
+	return cfg
 }
 
 func TestPlanBrokerEmbeddedDefaults(t *testing.T) {

@@ -95,6 +95,7 @@ func (p *Plugin) ensureConsumer(ctx context.Context, brokerRef string, s consume
 	if _, err := jb.EnsureConsumer(ctx, s.bus()); err != nil {
 		return fmt.Errorf("consumer %s on stream %s: %w", s.Durable, s.Stream, err)
 	}
+	p.metrics.ConsumerDeclared(s.Stream, s.Durable)
 	p.mu.Lock()
 	p.inUse[consumerKey{broker: b.name, stream: s.Stream, durable: s.Durable}] = b
 	p.mu.Unlock()

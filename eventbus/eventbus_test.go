@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,7 +39,12 @@ func embeddedBroker(t *testing.T, name string) decl {
 
 func newApp(t *testing.T, decls ...decl) *app {
 	t.Helper()
-	a := &app{t: t, p: eventbus.New(eventbus.Options{})}
+	return newAppWith(t, eventbus.Options{}, decls...)
+}
+
+func newAppWith(t *testing.T, opts eventbus.Options, decls ...decl) *app {
+	t.Helper()
+	a := &app{t: t, p: eventbus.New(opts)}
 	ctx := context.Background()
 	for _, d := range decls {
 		m, err := a.p.CreateModule(ctx, d.typ, d.name, d.config)
@@ -154,6 +160,118 @@ func TestSettleSteps(t *testing.T) {
 	a.exec(a.step(eventbus.StepTerm, term), term, second)
 	if got := a.exec(con, map[string]any{"consumer": "worker", "max_wait": "300ms"}, nil); got["count"] != float64(0) {
 		t.Fatalf("terminated message delivered again: %v", got)
+	}
+}
+
+// countingMetrics records every count it is given, as "what labels n".
+type countingMetrics struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (m *countingMetrics) add(s string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.got = append(m.got, s)
+}
+
+func (m *countingMetrics) StreamDeclared(stream string) { m.add("stream " + stream) }
+func (m *countingMetrics) ConsumerDeclared(stream, consumer string) {
+	m.add("consumer " + stream + "/" + consumer)
+}
+func (m *countingMetrics) Published(stream string, n int) {
+	m.add(fmt.Sprintf("published %s %d", stream, n))
+}
+func (m *countingMetrics) Settled(stream, consumer, kind string) {
+	m.add("settled " + stream + "/" + consumer + " " + kind)
+}
+func (m *countingMetrics) DeadLettered(stream, consumer string) {
+	m.add("dead-lettered " + stream + "/" + consumer)
+}
+
+func (m *countingMetrics) all() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.got...)
+}
+
+// TestMetricsByStreamAndConsumer checks what the plugin counts, labelled
+// by stream and consumer: the declared ones as they are set up, messages
+// published by the stream that stored them, and settlements by token with
+// the stream and consumer the token came from.
+func TestMetricsByStreamAndConsumer(t *testing.T) {
+	t.Parallel()
+	m := &countingMetrics{}
+	a := newAppWith(t, eventbus.Options{Metrics: m},
+		embeddedBroker(t, "bus"),
+		decl{eventbus.TypeStream, "orders", map[string]any{"name": "ORDERS", "subjects": []any{"orders.>"}}},
+		decl{eventbus.TypeStream, "audit", map[string]any{"name": "AUDIT", "subjects": []any{"audit.>"}}},
+		decl{eventbus.TypeConsumer, "worker", map[string]any{"stream_name": "ORDERS"}},
+	)
+	one := map[string]any{"subject": "orders.a", "payload": "1"}
+	a.exec(a.step(eventbus.StepPublish, one), one, nil)
+	batch := map[string]any{"messages": []any{
+		map[string]any{"subject": "orders.b", "payload": "2"},
+		map[string]any{"subject": "audit.b", "payload": "3"},
+		map[string]any{"subject": "orders.c", "payload": "4"},
+	}}
+	a.exec(a.step(eventbus.StepPublish, batch), batch, nil)
+	conCfg := map[string]any{"consumer": "worker", "max_wait": "2s", "batch_size": "3"}
+	msgs := a.exec(a.step(eventbus.StepConsume, conCfg), conCfg, nil)["messages"].([]any)
+	if len(msgs) != 3 {
+		t.Fatalf("consumed %d messages, want 3", len(msgs))
+	}
+	for i, kind := range []string{eventbus.StepAck, eventbus.StepTerm, eventbus.StepInProgress} {
+		cfg := map[string]any{"ack_token": msgs[i].(map[string]any)["ack_token"]}
+		a.exec(a.step(kind, cfg), cfg, nil)
+	}
+	got := m.all()
+	slices.Sort(got)
+	want := []string{
+		"consumer ORDERS/worker",
+		"published AUDIT 1",
+		"published ORDERS 1",
+		"published ORDERS 2",
+		"settled ORDERS/worker ack",
+		"settled ORDERS/worker term",
+		"stream AUDIT",
+		"stream ORDERS",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("counts:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// TestExplicitAckTokenRenderedEmpty: an ack step whose ack_token is given
+// but renders empty must fail, not settle the triggering message in its
+// place; an empty literal is refused when the step is created; a step
+// without the field still settles the triggering message.
+func TestExplicitAckTokenRenderedEmpty(t *testing.T) {
+	t.Parallel()
+	a := ordersApp(t, map[string]any{"ack_wait": "30s"})
+	pubCfg := map[string]any{"subject": "orders.x", "payload": "p"}
+	a.exec(a.step(eventbus.StepPublish, pubCfg), pubCfg, nil)
+	conCfg := map[string]any{"consumer": "worker", "max_wait": "2s", "batch_size": "1"}
+	msg := a.exec(a.step(eventbus.StepConsume, conCfg), conCfg, nil)["messages"].([]any)[0].(map[string]any)
+	ctx := context.Background()
+
+	for _, kind := range []string{eventbus.StepAck, eventbus.StepNak, eventbus.StepTerm, eventbus.StepInProgress} {
+		templated, err := a.p.CreateStep(ctx, kind, "s", map[string]any{"ack_token": "{{ .other.ack_token }}"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = templated.Execute(ctx, eventbus.MapInput{Rendered: map[string]any{"ack_token": ""}, Data: msg})
+		if !errors.Is(err, eventbus.ErrConfig) || !strings.Contains(err.Error(), "ack_token rendered empty") {
+			t.Fatalf("%s with ack_token rendered empty = %v, want ErrConfig naming ack_token", kind, err)
+		}
+		if _, err := a.p.CreateStep(ctx, kind, "s", map[string]any{"ack_token": ""}); !errors.Is(err, eventbus.ErrConfig) {
+			t.Fatalf("%s with an empty ack_token = %v, want ErrConfig", kind, err)
+		}
+	}
+	// The triggering message was left alone: it can still be acked, once.
+	a.exec(a.step(eventbus.StepAck, nil), nil, msg)
+	if _, err := a.step(eventbus.StepAck, nil).Execute(ctx, eventbus.MapInput{Data: msg}); !errors.Is(err, bus.ErrStaleToken) {
+		t.Fatalf("second ack of the triggering message = %v, want ErrStaleToken", err)
 	}
 }
 
@@ -445,31 +563,66 @@ func newDLQReader(t *testing.T, a *app) eventbus.Step {
 	return a.step(eventbus.StepConsume, map[string]any{"consumer": "dlq-reader"})
 }
 
-func TestTriggerKeepsLongRunAlive(t *testing.T) {
+// TestTriggerLongRunsWithBacklogRunOnce runs pipelines ten times as long as
+// the ack wait, with more messages than the trigger runs at once: the
+// messages waiting for a free run wait ten ack waits too. Each message must
+// run exactly once, on its first delivery.
+func TestTriggerLongRunsWithBacklogRunOnce(t *testing.T) {
 	t.Parallel()
-	a := ordersApp(t, map[string]any{"ack_wait": "1s"})
-	var runs atomic.Int32
-	tr, err := a.p.CreateTrigger(context.Background(), eventbus.TriggerSubscribe, "pipeline:slow", map[string]any{"name": "worker"},
-		func(ctx context.Context, _ map[string]any) error {
-			runs.Add(1)
-			select {
-			case <-time.After(2500 * time.Millisecond):
-			case <-ctx.Done():
+	const (
+		ackWait     = time.Second
+		runFor      = 10 * ackWait
+		concurrency = 2
+		total       = 4
+	)
+	a := ordersApp(t, map[string]any{"ack_wait": ackWait.String()})
+	var (
+		mu       sync.Mutex
+		runs     = map[string]int{}
+		late     []string
+		finished atomic.Int32
+	)
+	tr, err := a.p.CreateTrigger(context.Background(), eventbus.TriggerSubscribe, "pipeline:slow",
+		map[string]any{"name": "worker", "concurrency": float64(concurrency)},
+		func(ctx context.Context, data map[string]any) error {
+			seq := fmt.Sprint(data["sequence"])
+			mu.Lock()
+			runs[seq]++
+			if data["delivery_count"] != float64(1) {
+				late = append(late, fmt.Sprintf("sequence %s delivery %v", seq, data["delivery_count"]))
 			}
+			mu.Unlock()
+			select {
+			case <-time.After(runFor):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			finished.Add(1)
 			return nil
 		})
 	if err != nil {
 		t.Fatal(err)
 	}
 	startTrigger(t, tr)
-	cfg := map[string]any{"subject": "orders.slow", "payload": "x"}
-	a.exec(a.step(eventbus.StepPublish, cfg), cfg, nil)
-	waitFor(t, "the run to start", func() bool { return runs.Load() == 1 })
-	// Past ack_wait twice over: a delivery not kept alive would have been
-	// redelivered and run again by now.
-	time.Sleep(3 * time.Second)
-	if n := runs.Load(); n != 1 {
-		t.Fatalf("pipeline ran %d times, want 1", n)
+	for i := range total {
+		cfg := map[string]any{"subject": "orders.slow", "payload": fmt.Sprint(i)}
+		a.exec(a.step(eventbus.StepPublish, cfg), cfg, nil)
+	}
+	waitFor(t, "every run to finish", func() bool { return finished.Load() == total })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := tr.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for seq := 1; seq <= total; seq++ {
+		if n := runs[fmt.Sprint(seq)]; n != 1 {
+			t.Errorf("message %d ran %d times, want once", seq, n)
+		}
+	}
+	if len(runs) != total || len(late) > 0 {
+		t.Errorf("runs by sequence %v; redeliveries that ran: %v", runs, late)
 	}
 }
 

@@ -109,7 +109,11 @@ func (p *Plugin) CreateStep(_ context.Context, typ, _ string, config map[string]
 				return nil, err
 			}
 		}
-		return &settleStep{p: p, kind: typ, cfg: c}, nil
+		_, explicit := config["ack_token"]
+		if explicit && c.fixed && c.static.GetAckToken() == "" {
+			return nil, fmt.Errorf("%w: config.ack_token is empty; leave it out to settle the message that triggered the pipeline", ErrConfig)
+		}
+		return &settleStep{p: p, kind: typ, cfg: c, explicitToken: explicit}, nil
 	}
 	return nil, fmt.Errorf("%w: step type %q (known: %s)", ErrUnknownType, typ, strings.Join(StepTypes(), ", "))
 }
@@ -179,7 +183,7 @@ func (s *publishStep) Execute(ctx context.Context, in StepInput) (map[string]any
 	if err != nil {
 		return nil, err
 	}
-	s.p.metrics.Published(msg.Subject, 1)
+	s.p.metrics.Published(ack.Stream, 1)
 	return map[string]any{
 		"subject":   msg.Subject,
 		"stream":    ack.Stream,
@@ -208,6 +212,7 @@ func (s *publishStep) batch(ctx context.Context, jb bus.Publisher, cfg *eventbus
 	}
 	out := make([]any, len(results))
 	var failed []error
+	stored := map[string]int{}
 	for i, r := range results {
 		e := map[string]any{"subject": msgs[i].Subject}
 		if r.Err != nil {
@@ -217,10 +222,13 @@ func (s *publishStep) batch(ctx context.Context, jb bus.Publisher, cfg *eventbus
 			e["stream"] = r.Ack.Stream
 			e["sequence"] = strconv.FormatUint(r.Ack.Sequence, 10)
 			e["duplicate"] = r.Ack.Duplicate
+			stored[r.Ack.Stream]++
 		}
 		out[i] = e
 	}
-	s.p.metrics.Published(msgs[0].Subject, len(results)-len(failed))
+	for stream, n := range stored {
+		s.p.metrics.Published(stream, n)
+	}
 	if len(failed) > 0 {
 		return nil, fmt.Errorf("batch publish: %d of %d messages failed: %w", len(failed), len(results), errors.Join(failed...))
 	}
@@ -324,6 +332,9 @@ type settleStep struct {
 	p    *Plugin
 	kind string
 	cfg  stepConfig[*eventbusv1.SettleStepConfig]
+	// explicitToken is whether the config names the token to settle; when
+	// it does not, the step settles the message that triggered the run.
+	explicitToken bool
 }
 
 func (s *settleStep) Execute(ctx context.Context, in StepInput) (map[string]any, error) {
@@ -332,6 +343,11 @@ func (s *settleStep) Execute(ctx context.Context, in StepInput) (map[string]any,
 		return nil, err
 	}
 	token := cfg.GetAckToken()
+	if token == "" && s.explicitToken {
+		// Settling the triggering message instead of the one meant would
+		// settle the wrong message without a word.
+		return nil, fmt.Errorf("%w: config.ack_token rendered empty; it names no delivery to settle (leave the field out to settle the message that triggered the pipeline)", ErrConfig)
+	}
 	if token == "" {
 		v, _ := in.Current("ack_token")
 		token, _ = v.(string)
@@ -339,7 +355,7 @@ func (s *settleStep) Execute(ctx context.Context, in StepInput) (map[string]any,
 	if token == "" {
 		return nil, fmt.Errorf("%w: config.ack_token is required (or run the step in a pipeline of %s, whose message carries ack_token)", ErrConfig, TriggerSubscribe)
 	}
-	if err := s.p.settle(ctx, cfg.GetBrokerRef(), token, func(st bus.Settler) error {
+	jb, err := s.p.settle(ctx, cfg.GetBrokerRef(), token, func(st bus.Settler) error {
 		switch s.kind {
 		case StepAck:
 			return st.Ack(ctx, token)
@@ -350,37 +366,49 @@ func (s *settleStep) Execute(ctx context.Context, in StepInput) (map[string]any,
 		default:
 			return st.InProgress(ctx, token)
 		}
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
-	switch s.kind {
-	case StepAck:
-		s.p.metrics.Settled("ack")
-	case StepNak:
-		s.p.metrics.Settled("nak")
-	case StepTerm:
-		s.p.metrics.Settled("term")
+	if kind := settlementKind(s.kind); kind != "" {
+		stream, consumer, _ := jb.TokenSource(token)
+		s.p.metrics.Settled(stream, consumer, kind)
 	}
 	return map[string]any{}, nil
 }
 
+// settlementKind is the settlement a step type counts as; "" for
+// in_progress, which settles nothing.
+func settlementKind(stepType string) string {
+	switch stepType {
+	case StepAck:
+		return "ack"
+	case StepNak:
+		return "nak"
+	case StepTerm:
+		return "term"
+	}
+	return ""
+}
+
 // settle runs do against the broker that issued token: the named one, or
-// the first whose signature check accepts the token.
-func (p *Plugin) settle(ctx context.Context, brokerRef, token string, do func(bus.Settler) error) error {
+// the first whose signature check accepts the token. It returns the bus
+// that settled it.
+func (p *Plugin) settle(ctx context.Context, brokerRef, token string, do func(bus.Settler) error) (*jetstream.Bus, error) {
 	if brokerRef != "" {
 		b, err := p.broker(brokerRef)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		jb, err := b.running()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return do(jb)
+		return jb, do(jb)
 	}
 	brokers := p.allBrokers()
 	if len(brokers) == 0 {
-		return fmt.Errorf("%w: no %s module is declared", ErrUnknownRef, TypeBroker)
+		return nil, fmt.Errorf("%w: no %s module is declared", ErrUnknownRef, TypeBroker)
 	}
 	var lastErr error
 	for _, b := range brokers {
@@ -391,9 +419,9 @@ func (p *Plugin) settle(ctx context.Context, brokerRef, token string, do func(bu
 		}
 		err = do(jb)
 		if !errors.Is(err, bus.ErrInvalidToken) {
-			return err
+			return jb, err
 		}
 		lastErr = err
 	}
-	return lastErr
+	return nil, lastErr
 }

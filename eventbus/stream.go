@@ -65,6 +65,7 @@ func (s *streamModule) ensure(ctx context.Context) error {
 	if _, err := jb.EnsureStream(ctx, s.cfg); err != nil {
 		return fmt.Errorf("module %s: stream %s: %w", s.module, s.cfg.Name, err)
 	}
+	s.p.metrics.StreamDeclared(s.cfg.Name)
 	s.started = true
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/wfeventbus/eventbus/bus"
@@ -33,8 +32,9 @@ const (
 // subscribeTrigger is trigger.eventbus.subscribe: it runs its pipeline once
 // per message of a durable consumer. Success acks the message; failure naks
 // it with backoff; the last allowed delivery that fails is published to the
-// dead-letter subject (when set) and terminated. While a pipeline runs longer
-// than half the ack wait, the delivery is kept alive with in_progress.
+// dead-letter subject (when set) and terminated. The subscription keeps each
+// message alive (in progress) from its arrival until its pipeline has
+// finished, so a pipeline longer than the ack wait still runs once.
 type subscribeTrigger struct {
 	p         *Plugin
 	workflow  string
@@ -218,49 +218,12 @@ func (t *subscribeTrigger) Stop(ctx context.Context) error {
 
 // handle runs the pipeline for one message and settles it.
 func (t *subscribeTrigger) handle(ctx context.Context, msg *bus.Message) {
-	stopKeepAlive := t.keepAlive(ctx, msg)
-	start := time.Now()
 	err := t.run(ctx, messageData(msg))
-	stopKeepAlive()
-	t.p.metrics.PipelineRun(t.workflow, err == nil, time.Since(start))
 	if err == nil {
 		t.settle(ctx, msg, "ack", msg.Ack(ctx))
 		return
 	}
 	t.failed(ctx, msg, err)
-}
-
-// keepAlive sends in_progress every half ack wait until the returned func is
-// called.
-func (t *subscribeTrigger) keepAlive(ctx context.Context, msg *bus.Message) func() {
-	half := t.ackWait / 2
-	var (
-		done  atomic.Bool
-		timer *time.Timer
-		mu    sync.Mutex
-	)
-	mu.Lock()
-	timer = time.AfterFunc(half, func() {
-		if done.Load() {
-			return
-		}
-		if err := msg.InProgress(ctx); err != nil {
-			t.log.Warn("in_progress failed", "subject", msg.Subject, "sequence", msg.StreamSequence, "error", err)
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if !done.Load() {
-			timer.Reset(half)
-		}
-	})
-	mu.Unlock()
-	return func() {
-		mu.Lock()
-		defer mu.Unlock()
-		done.Store(true)
-		timer.Stop()
-	}
 }
 
 // failed naks the message with backoff, or dead-letters and terminates it on
@@ -314,7 +277,7 @@ func (t *subscribeTrigger) deadLetter(ctx context.Context, msg *bus.Message, run
 	for attempt := 1; ; attempt++ {
 		_, err = jb.Publish(ctx, out)
 		if err == nil {
-			t.p.metrics.DeadLettered(t.settings.DeadLetter)
+			t.p.metrics.DeadLettered(msg.Stream, msg.Consumer)
 			return nil
 		}
 		if attempt == deadLetterAttempts || errors.Is(err, bus.ErrNoStream) {
@@ -347,7 +310,7 @@ func (t *subscribeTrigger) backoff(delivery int) time.Duration {
 func (t *subscribeTrigger) settle(_ context.Context, msg *bus.Message, kind string, err error) {
 	switch {
 	case err == nil:
-		t.p.metrics.Settled(kind)
+		t.p.metrics.Settled(msg.Stream, msg.Consumer, kind)
 	case errors.Is(err, bus.ErrStaleToken):
 	default:
 		t.log.Warn(kind+" failed; the message will be redelivered after its ack wait", "subject", msg.Subject, "sequence", msg.StreamSequence, "error", err)

@@ -20,55 +20,59 @@ import (
 // Prometheus metrics at an address (for example 127.0.0.1:9464).
 const MetricsAddrEnv = "EVENTBUS_METRICS_ADDR"
 
-// Metrics counts what the plugin does, for Prometheus.
+// Metrics counts what the plugin does, for Prometheus. Pipeline runs are
+// counted by the host that runs them (eventbus_pipeline_runs_total), not
+// here: the plugin counts messages.
 type Metrics struct {
-	published    prometheus.Counter
+	published    *prometheus.CounterVec
 	settled      *prometheus.CounterVec
-	deadLettered prometheus.Counter
-	runs         *prometheus.CounterVec
-	runSeconds   *prometheus.HistogramVec
+	deadLettered *prometheus.CounterVec
 }
 
 var _ eventbus.Metrics = (*Metrics)(nil)
 
+// settlements are the values of the settlement label.
+var settlements = []string{"ack", "nak", "term"}
+
 // NewMetrics registers the plugin's counters with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		published: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "eventbus_messages_published_total", Help: "Messages stored by the publish step.",
-		}),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventbus_messages_published_total", Help: "Messages the publish step stored, by stream.",
+		}, []string{"stream"}),
 		settled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eventbus_messages_settled_total", Help: "Deliveries settled, by how: ack, nak or term.",
-		}, []string{"settlement"}),
-		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "eventbus_messages_dead_lettered_total", Help: "Messages published to a dead-letter subject after max_deliver.",
-		}),
-		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eventbus_trigger_runs_total", Help: "Pipeline runs fired by subscribe triggers, by workflow and outcome.",
-		}, []string{"workflow", "outcome"}),
-		runSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "eventbus_trigger_run_seconds", Help: "Duration of pipeline runs fired by subscribe triggers.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}, []string{"workflow"}),
+			Name: "eventbus_messages_settled_total", Help: "Deliveries settled by triggers and settle steps, by stream, consumer and settlement (ack, nak or term).",
+		}, []string{"stream", "consumer", "settlement"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventbus_messages_dead_lettered_total", Help: "Messages published to their consumer's dead-letter subject after their last allowed delivery, by stream and consumer.",
+		}, []string{"stream", "consumer"}),
 	}
-	for _, kind := range []string{"ack", "nak", "term"} {
-		m.settled.WithLabelValues(kind)
-	}
-	reg.MustRegister(m.published, m.settled, m.deadLettered, m.runs, m.runSeconds)
+	reg.MustRegister(m.published, m.settled, m.deadLettered)
 	return m
 }
 
-func (m *Metrics) Published(_ string, n int) { m.published.Add(float64(n)) }
-func (m *Metrics) Settled(kind string)       { m.settled.WithLabelValues(kind).Inc() }
-func (m *Metrics) DeadLettered(string)       { m.deadLettered.Inc() }
+// StreamDeclared makes the stream's published count exist at zero.
+func (m *Metrics) StreamDeclared(stream string) { m.published.WithLabelValues(stream) }
 
-func (m *Metrics) PipelineRun(workflow string, ok bool, d time.Duration) {
-	outcome := "success"
-	if !ok {
-		outcome = "failure"
+// ConsumerDeclared makes the consumer's settlement and dead-letter counts
+// exist at zero.
+func (m *Metrics) ConsumerDeclared(stream, consumer string) {
+	for _, kind := range settlements {
+		m.settled.WithLabelValues(stream, consumer, kind)
 	}
-	m.runs.WithLabelValues(workflow, outcome).Inc()
-	m.runSeconds.WithLabelValues(workflow).Observe(d.Seconds())
+	m.deadLettered.WithLabelValues(stream, consumer)
+}
+
+func (m *Metrics) Published(stream string, n int) {
+	m.published.WithLabelValues(stream).Add(float64(n))
+}
+
+func (m *Metrics) Settled(stream, consumer, kind string) {
+	m.settled.WithLabelValues(stream, consumer, kind).Inc()
+}
+
+func (m *Metrics) DeadLettered(stream, consumer string) {
+	m.deadLettered.WithLabelValues(stream, consumer).Inc()
 }
 
 var (

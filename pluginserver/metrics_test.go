@@ -17,33 +17,36 @@ func TestMetricsCount(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
 	m := pluginserver.NewMetrics(reg)
-	m.Published("a", 3)
-	m.Settled("ack")
-	m.Settled("ack")
-	m.Settled("term")
-	m.DeadLettered("dlq.x")
-	m.PipelineRun("pipeline:p", true, time.Millisecond)
-	m.PipelineRun("pipeline:p", false, time.Millisecond)
+	m.StreamDeclared("ORDERS")
+	m.StreamDeclared("IDLE")
+	m.ConsumerDeclared("ORDERS", "worker")
+	m.ConsumerDeclared("IDLE", "reader")
+	m.Published("ORDERS", 3)
+	m.Settled("ORDERS", "worker", "ack")
+	m.Settled("ORDERS", "worker", "ack")
+	m.Settled("ORDERS", "worker", "term")
+	m.DeadLettered("ORDERS", "worker")
 	want := `
-# HELP eventbus_messages_published_total Messages stored by the publish step.
+# HELP eventbus_messages_published_total Messages the publish step stored, by stream.
 # TYPE eventbus_messages_published_total counter
-eventbus_messages_published_total 3
-# HELP eventbus_messages_settled_total Deliveries settled, by how: ack, nak or term.
+eventbus_messages_published_total{stream="IDLE"} 0
+eventbus_messages_published_total{stream="ORDERS"} 3
+# HELP eventbus_messages_settled_total Deliveries settled by triggers and settle steps, by stream, consumer and settlement (ack, nak or term).
 # TYPE eventbus_messages_settled_total counter
-eventbus_messages_settled_total{settlement="ack"} 2
-eventbus_messages_settled_total{settlement="nak"} 0
-eventbus_messages_settled_total{settlement="term"} 1
-# HELP eventbus_messages_dead_lettered_total Messages published to a dead-letter subject after max_deliver.
+eventbus_messages_settled_total{consumer="reader",settlement="ack",stream="IDLE"} 0
+eventbus_messages_settled_total{consumer="reader",settlement="nak",stream="IDLE"} 0
+eventbus_messages_settled_total{consumer="reader",settlement="term",stream="IDLE"} 0
+eventbus_messages_settled_total{consumer="worker",settlement="ack",stream="ORDERS"} 2
+eventbus_messages_settled_total{consumer="worker",settlement="nak",stream="ORDERS"} 0
+eventbus_messages_settled_total{consumer="worker",settlement="term",stream="ORDERS"} 1
+# HELP eventbus_messages_dead_lettered_total Messages published to their consumer's dead-letter subject after their last allowed delivery, by stream and consumer.
 # TYPE eventbus_messages_dead_lettered_total counter
-eventbus_messages_dead_lettered_total 1
-# HELP eventbus_trigger_runs_total Pipeline runs fired by subscribe triggers, by workflow and outcome.
-# TYPE eventbus_trigger_runs_total counter
-eventbus_trigger_runs_total{outcome="failure",workflow="pipeline:p"} 1
-eventbus_trigger_runs_total{outcome="success",workflow="pipeline:p"} 1
+eventbus_messages_dead_lettered_total{consumer="reader",stream="IDLE"} 0
+eventbus_messages_dead_lettered_total{consumer="worker",stream="ORDERS"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
 		"eventbus_messages_published_total", "eventbus_messages_settled_total",
-		"eventbus_messages_dead_lettered_total", "eventbus_trigger_runs_total"); err != nil {
+		"eventbus_messages_dead_lettered_total"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -14,6 +14,14 @@ const (
 	OutcomeCanceled = "canceled" // the trigger gave up or the runner shut down
 )
 
+// runBuckets are the upper bounds, in seconds, of the run duration
+// histogram: from a millisecond, for pipelines that only route a message,
+// to an hour, for pipelines that wait on other systems.
+var runBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}
+
+// outcomes are the values of the outcome label.
+var outcomes = []string{OutcomeSuccess, OutcomeFailure, OutcomeTimeout, OutcomeCanceled}
+
 // metrics are the runner's Prometheus collectors.
 type metrics struct {
 	runs    *prometheus.CounterVec
@@ -32,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "eventbus_pipeline_run_seconds",
 			Help:    "Duration of pipeline runs, by pipeline.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+			Buckets: runBuckets,
 		}, []string{"pipeline"}),
 	}
 	if reg == nil {
@@ -61,6 +69,15 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 		return c, err
 	}
 	return c, nil
+}
+
+// declare makes the series of pipeline exist, at zero, before its first
+// run, so that a dashboard or an alert sees a pipeline that never ran.
+func (m *metrics) declare(pipeline string) {
+	for _, o := range outcomes {
+		m.runs.WithLabelValues(pipeline, o)
+	}
+	m.seconds.WithLabelValues(pipeline)
 }
 
 func (m *metrics) observe(pipeline, outcome string, seconds float64) {

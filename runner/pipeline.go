@@ -75,7 +75,10 @@ func (r *Runner) run(ctx context.Context, rt *pipelineRuntime, data map[string]a
 	r.metrics.observe(pl.Name, outcome, elapsed.Seconds())
 	if err != nil {
 		err = &WorkflowError{Pipeline: pl.Name, Err: err}
-		log.Warn("pipeline failed", "outcome", outcome, "error", err, "elapsed", elapsed)
+		// The trigger that fired the run gets the error back and reports
+		// it, with what becomes of its message (retried, dead-lettered);
+		// logging it here too would say the same thing twice.
+		log.Debug("pipeline failed", "outcome", outcome, "error", err, "elapsed", elapsed)
 		return err
 	}
 	log.Debug("pipeline completed", "elapsed", elapsed)

@@ -18,11 +18,12 @@ import (
 type state int
 
 const (
-	stateNew      state = iota // built, not started
-	stateStarting              // Start is creating and starting things
-	stateRunning               // triggers may fire
-	stateStopping              // Stop is draining
-	stateStopped               // done; nothing may run
+	stateNew              state = iota // built, not started
+	stateStarting                      // Start is creating and starting things
+	stateRunning                       // triggers may fire
+	stateStoppingTriggers              // Stop is stopping triggers; runs they fire still run
+	stateStopping                      // Stop is draining
+	stateStopped                       // done; nothing may run
 )
 
 // Runner runs the pipelines of one app config on one plugin. Build it with
@@ -126,6 +127,7 @@ func New(cfg *Config, p Plugin, logger *slog.Logger, opts ...Option) (*Runner, e
 			return nil, fmt.Errorf("%w: failed to configure pipelines: %w", ErrInvalidConfig, err)
 		}
 		r.pipelines[pl.Name] = rt
+		m.declare(pl.Name)
 	}
 	return r, nil
 }
@@ -332,9 +334,15 @@ func (r *Runner) Stop(ctx context.Context) error {
 }
 
 // shutdown stops triggers, drains runs and stops modules.
+//
+// Runs keep being accepted while the triggers stop: a trigger may hand a
+// message to its pipeline as it is told to stop, and that run then runs
+// like the others, instead of failing and costing its message a delivery
+// attempt. New runs are refused once every trigger has stopped, or the
+// shutdown timeout has expired.
 func (r *Runner) shutdown(ctx context.Context) error {
 	r.mu.Lock()
-	r.state = stateStopping
+	r.state = stateStoppingTriggers
 	r.mu.Unlock()
 	// The shutdown timeout counts from here, not from the end of the
 	// trigger stops: a trigger may wait for its in-flight runs before its
@@ -358,6 +366,9 @@ func (r *Runner) shutdown(ctx context.Context) error {
 		}
 		h.started = false
 	}
+	r.mu.Lock()
+	r.state = stateStopping
+	r.mu.Unlock()
 	r.drain(ctx)
 	for _, h := range slices.Backward(r.modules) {
 		if !h.started {
@@ -430,7 +441,8 @@ func (r *Runner) Wait(ctx context.Context) error {
 // error (a *StepError matching ErrStepFailed) when it failed, so that the
 // trigger can nak the message. action is ignored, as pipelines ignore it
 // in the engine. It fails with ErrUnknownWorkflow for a name that is no
-// pipeline and ErrNotRunning outside Start..Stop. Runs execute on the
+// pipeline and ErrNotRunning before Start has started the modules and
+// once Stop has stopped every trigger. Runs execute on the
 // caller's goroutine; any number may run at once. data is owned by the
 // run from then on.
 func (r *Runner) TriggerWorkflow(ctx context.Context, workflowType, action string, data map[string]any) error {
@@ -444,7 +456,7 @@ func (r *Runner) TriggerWorkflow(ctx context.Context, workflowType, action strin
 		return fmt.Errorf("%w: %s", ErrUnknownWorkflow, workflowType)
 	}
 	r.mu.Lock()
-	if r.state != stateRunning {
+	if accepting := r.state == stateRunning || r.state == stateStoppingTriggers; !accepting || r.runCtx.Err() != nil {
 		r.mu.Unlock()
 		return fmt.Errorf("%w: pipeline %s not run", ErrNotRunning, rt.cfg.Name)
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -490,47 +491,51 @@ func TestShutdownWaitsForRuns(t *testing.T) {
 	f := newFake(testCatalog(t))
 	entered := make(chan struct{})
 	release := make(chan struct{})
+	var runs atomic.Int32
 	f.exec = func(context.Context, string, runner.StepInput) (runner.StepResult, error) {
-		close(entered)
-		<-release
-		_ = f.record("run finished")
+		if runs.Add(1) == 1 {
+			close(entered)
+			<-release
+			_ = f.record("run finished")
+		} else {
+			_ = f.record("run fired while the trigger stopped")
+		}
 		return runner.StepResult{}, nil
 	}
-	stopTriggerSeen := make(chan struct{})
+	var r *runner.Runner
+	// A trigger may hand a message to its pipeline as it is told to stop:
+	// that run runs, like the ones already in flight.
+	firedWhileStopping := make(chan error, 1)
 	f.hook = func(call string) {
 		if call == "StopTrigger t:pipeline:p" {
-			close(stopTriggerSeen)
+			firedWhileStopping <- r.TriggerWorkflow(context.Background(), "p", "", nil)
+			close(release)
 		}
 	}
-	r := newRunner(t, "modules:\n  - { name: bus, type: eventbus.broker }\npipelines:\n  p:\n    trigger: { type: trigger.eventbus.subscribe, config: { name: w } }\n    steps: [{ name: a, type: step.test.echo }]\n", f)
+	r = newRunner(t, "modules:\n  - { name: bus, type: eventbus.broker }\npipelines:\n  p:\n    trigger: { type: trigger.eventbus.subscribe, config: { name: w } }\n    steps: [{ name: a, type: step.test.echo }]\n", f)
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- r.TriggerWorkflow(context.Background(), "p", "", nil) }()
 	<-entered
-	stopErr := make(chan error, 1)
-	go func() {
-		stopErr <- r.Stop(context.Background())
-	}()
-	select {
-	case <-stopTriggerSeen:
-	case <-time.After(hangGuard):
-		t.Fatal("Stop never stopped the trigger")
+	if err := r.Stop(context.Background()); err != nil {
+		t.Errorf("Stop: %v", err)
 	}
-	if err := r.TriggerWorkflow(context.Background(), "p", "", nil); !errors.Is(err, runner.ErrNotRunning) {
-		t.Errorf("a run started during shutdown: %v", err)
-	}
-	close(release)
 	if err := <-runErr; err != nil {
 		t.Errorf("the in-flight run failed: %v", err)
 	}
-	if err := <-stopErr; err != nil {
-		t.Errorf("Stop: %v", err)
+	if err := <-firedWhileStopping; err != nil {
+		t.Errorf("a run fired while its trigger stopped: %v, want it run", err)
+	}
+	if err := r.TriggerWorkflow(context.Background(), "p", "", nil); !errors.Is(err, runner.ErrNotRunning) {
+		t.Errorf("a run after Stop: %v, want ErrNotRunning", err)
 	}
 	calls := f.callList()
-	if i, j := slices.Index(calls, "run finished"), slices.Index(calls, "StopModule m:bus"); i < 0 || j < i {
-		t.Errorf("modules were stopped before the run finished: %q", calls)
+	for _, run := range []string{"run finished", "run fired while the trigger stopped"} {
+		if i, j := slices.Index(calls, run), slices.Index(calls, "StopModule m:bus"); i < 0 || j < i {
+			t.Errorf("%q: modules were stopped before the run finished: %q", run, calls)
+		}
 	}
 }
 
@@ -658,6 +663,37 @@ func TestMetrics(t *testing.T) {
 	_ = r2.TriggerWorkflow(context.Background(), "ok", "", nil)
 	if got := counter(t, reg, "ok", runner.OutcomeSuccess); got != 4 {
 		t.Errorf("shared successes: got %v", got)
+	}
+}
+
+// TestMetricsBeforeTheFirstRun checks that every pipeline has its run
+// counts, at zero, and its duration histogram before it first runs, and
+// that the histogram's buckets reach long pipelines.
+func TestMetricsBeforeTheFirstRun(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	newRunner(t, "pipelines:\n  a:\n    steps: [{ name: s, type: step.test.echo }]\n  b:\n    steps: []\n", newFake(testCatalog(t)), runner.WithRegisterer(reg))
+	runs := map[string]float64{}
+	for _, m := range family(t, reg, "eventbus_pipeline_runs_total") {
+		runs[label(m.GetLabel(), "pipeline")+"/"+label(m.GetLabel(), "outcome")] = m.GetCounter().GetValue()
+	}
+	for _, p := range []string{"a", "b"} {
+		for _, o := range []string{runner.OutcomeSuccess, runner.OutcomeFailure, runner.OutcomeTimeout, runner.OutcomeCanceled} {
+			if v, ok := runs[p+"/"+o]; !ok || v != 0 {
+				t.Errorf("eventbus_pipeline_runs_total{pipeline=%q,outcome=%q} = %v (present: %v), want 0", p, o, v, ok)
+			}
+		}
+	}
+	hists := family(t, reg, "eventbus_pipeline_run_seconds")
+	if len(hists) != 2 {
+		t.Fatalf("%d run duration histograms before any run, want 2", len(hists))
+	}
+	var top float64
+	for _, b := range hists[0].GetHistogram().GetBucket() {
+		top = max(top, b.GetUpperBound())
+	}
+	if top < time.Hour.Seconds() {
+		t.Errorf("the largest bucket ends at %vs: runs of a few minutes would only count in +Inf", top)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -52,7 +53,79 @@ func (t *stderrTail) line(stream, l string) {
 		t.log.LogAttrs(context.Background(), level, msg, attrs...)
 		return
 	}
+	if msg, level, attrs, ok := parseTextRecord(l); ok {
+		t.log.LogAttrs(context.Background(), level, msg, attrs...)
+		return
+	}
 	t.log.Log(context.Background(), levelOfLine(l), l, "stream", stream)
+}
+
+// parseTextRecord reads a line written by slog's text handler
+// (time=... level=WARN msg="..." key=value ...), so that a plugin logging
+// text records, as the plugin binary built for the engine does, has them
+// arrive as records of their own, with their level, message and attributes,
+// rather than as one host record quoting the whole line. Attribute values
+// arrive as the strings they were written as; the time is the host's.
+func parseTextRecord(l string) (msg string, level slog.Level, attrs []slog.Attr, ok bool) {
+	if !strings.HasPrefix(l, "time=") && !strings.HasPrefix(l, "level=") {
+		return "", 0, nil, false
+	}
+	var haveMsg, haveLevel bool
+	for rest := l; rest != ""; {
+		key, r, ok := textToken(rest, true)
+		if !ok || !strings.HasPrefix(r, "=") {
+			return "", 0, nil, false
+		}
+		val, r, ok := textToken(r[1:], false)
+		if !ok {
+			return "", 0, nil, false
+		}
+		if r != "" {
+			if r[0] != ' ' {
+				return "", 0, nil, false
+			}
+			r = r[1:]
+		}
+		rest = r
+		switch key {
+		case "time":
+		case "level":
+			if level.UnmarshalText([]byte(val)) != nil {
+				return "", 0, nil, false
+			}
+			haveLevel = true
+		case "msg":
+			msg, haveMsg = val, true
+		default:
+			attrs = append(attrs, slog.String(key, val))
+		}
+	}
+	return msg, level, attrs, haveMsg && haveLevel
+}
+
+// textToken reads a key (up to '=') or a value (up to ' ') of a text
+// record, unquoting it when it is quoted, and returns what follows it.
+func textToken(s string, key bool) (tok, rest string, ok bool) {
+	if strings.HasPrefix(s, `"`) {
+		q, err := strconv.QuotedPrefix(s)
+		if err != nil {
+			return "", "", false
+		}
+		tok, err = strconv.Unquote(q)
+		return tok, s[len(q):], err == nil
+	}
+	end := " "
+	if key {
+		end = "= "
+	}
+	i := strings.IndexAny(s, end)
+	switch {
+	case i < 0:
+		return s, "", !key
+	case key && (i == 0 || s[i] != '='):
+		return "", "", false
+	}
+	return s[:i], s[i:], true
 }
 
 // parseJSONRecord reads a line written by slog's JSON handler (or any JSON

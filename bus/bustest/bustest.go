@@ -16,8 +16,9 @@
 // limits), pull delivery and every settlement by message and by token (ack,
 // nak with and without delay, term, in-progress, max deliveries), ack token
 // checking, per-subject order, subscriptions under concurrency and their
-// Stop, two buses sharing one durable consumer, a broker restart under
-// load, Close, and stream and consumer management with its errors.
+// Stop, handlers longer than the ack wait with a backlog waiting for them,
+// two buses sharing one durable consumer, a broker restart under load,
+// Close, and stream and consumer management with its errors.
 //
 // Every case is a parallel subtest with its own Env and its own uniquely
 // named streams, whose subjects no other case uses, so cases never see each
@@ -43,7 +44,9 @@ type Features struct {
 	Dedup bool
 	// NakDelay: Nak with a delay holds the redelivery back.
 	NakDelay bool
-	// InProgress: InProgress resets the ack deadline.
+	// InProgress: InProgress resets the ack deadline, and a subscription
+	// keeps every message it holds from being redelivered until its handler
+	// returns, however long it waits for a handler and the handler runs.
 	InProgress bool
 	// MaxDeliver: a consumer's MaxDeliver bounds redeliveries.
 	MaxDeliver bool
@@ -132,6 +135,7 @@ func cases() []testCase {
 		{name: "Tokens", run: testTokens},
 		{name: "SubscriptionStop", run: testSubscriptionStop},
 		{name: "UnconfirmedAcks", run: testUnconfirmedAcks},
+		{name: "LongHandlersRunOnce", skip: requires("InProgress", func(f Features) bool { return f.InProgress }), run: testLongHandlersRunOnce},
 		{name: "Close", run: testClose},
 		{name: "Management", run: testManagement},
 		{name: "SharedConsumer", run: testSharedConsumer},

@@ -215,3 +215,67 @@ func (f *fixture) awaitReconnect(t *testing.T) {
 		}
 	}
 }
+
+// testLongHandlersRunOnce gives a subscription more messages than handlers,
+// and handlers that run three ack waits each: the messages waiting for a
+// handler wait up to six ack waits. Every message must be handled exactly
+// once, on its first delivery, and the broker must have redelivered none.
+func testLongHandlersRunOnce(t *testing.T, s *suite) {
+	const (
+		total       = 6
+		concurrency = 2
+		handlerRun  = 3 * shortAckWait
+	)
+	f := s.setup(t, withAckWait(shortAckWait))
+	ctx := guard(t)
+	f.publish(t, "a", total)
+
+	var (
+		mu       sync.Mutex
+		runs     = map[string]int{}
+		late     []string
+		finished atomic.Int64
+	)
+	all := make(chan struct{})
+	sub := f.subscribe(t, func(hctx context.Context, m *bus.Message) {
+		mu.Lock()
+		runs[string(m.Payload)]++
+		if m.DeliveryCount != 1 {
+			late = append(late, describe(m))
+		}
+		mu.Unlock()
+		select {
+		case <-time.After(handlerRun):
+		case <-hctx.Done():
+			return
+		}
+		if err := m.Ack(hctx); err != nil {
+			t.Errorf("Ack of %s: %v", describe(m), err)
+		}
+		if finished.Add(1) == total {
+			close(all)
+		}
+	}, bus.SubscribeOptions{Concurrency: concurrency})
+	wait(t, all, "every message to be handled")
+	if err := sub.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range total {
+		if p := payloadID("a", i); runs[p] != 1 {
+			t.Errorf("message %s was handled %d times, want once", p, runs[p])
+		}
+	}
+	if len(late) > 0 {
+		t.Errorf("redeliveries reached the handler: %v", late)
+	}
+	info, err := f.bus.ConsumerInfo(ctx, f.stream, f.consumer)
+	if err != nil {
+		t.Fatalf("ConsumerInfo: %v", err)
+	}
+	if info.NumRedelivered != 0 || info.NumAckPending != 0 || info.NumPending != 0 {
+		t.Fatalf("after Stop: NumRedelivered %d, NumAckPending %d, NumPending %d, want 0, 0, 0",
+			info.NumRedelivered, info.NumAckPending, info.NumPending)
+	}
+}

@@ -9,9 +9,14 @@
 //
 // Storage: by default streams may use the file store under Config.StoreDir,
 // and a server started again with the same StoreDir recovers every stream
-// and message stored there. With Config.MemoryOnly the server has no file
-// store at all: only streams with memory storage can be created, a stream
-// asking for file storage is refused, and nothing is written to disk.
+// and message stored there. A server holds an exclusive lock on its store
+// directory while it runs, so a second server on the same directory, in
+// this process or another, fails to start with ErrStoreInUse instead of
+// corrupting the first one's streams; the operating system releases the
+// lock when the process ends, however it ends. With Config.MemoryOnly the
+// server has no file store at all: only streams with memory storage can be
+// created, a stream asking for file storage is refused, nothing is written
+// to disk, and there is nothing to lock.
 //
 // Start validates the configuration, starts the server and waits until it
 // accepts clients; Shutdown stops it and waits until it is down. Connect

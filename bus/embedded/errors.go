@@ -3,6 +3,7 @@ package embedded
 import (
 	"errors"
 	"strconv"
+	"strings"
 )
 
 // Errors returned by Start, matched with errors.Is. Configuration errors wrap
@@ -28,6 +29,13 @@ var (
 	// usually because an election is under way; the Cluster.Wait methods
 	// wait for one.
 	ErrNoLeader = errors.New("no leader")
+
+	// ErrStoreInUse: another server, in this process or another, runs on
+	// the store directory. Two servers on one directory would overwrite
+	// each other's messages, so the second one does not start. Give it
+	// another directory, or connect to the server already running there.
+	// The error is a *StoreInUseError, which says who holds the directory.
+	ErrStoreInUse = errors.New("store directory in use")
 )
 
 // portInUseError reports a taken port: its message says which port, and it
@@ -43,3 +51,31 @@ func (e *portInUseError) Error() string {
 }
 
 func (e *portInUseError) Unwrap() []error { return []error{ErrPortInUse, e.err} }
+
+// StoreInUseError reports a store directory another server holds. It
+// matches ErrStoreInUse.
+type StoreInUseError struct {
+	// Dir is the store directory, made absolute.
+	Dir string
+	// PID is the process that holds it; 0 when it could not be read.
+	PID int
+	// URL is where that process's server serves clients; "" when unknown.
+	URL string
+}
+
+func (e *StoreInUseError) Error() string {
+	var b strings.Builder
+	b.WriteString("store directory " + e.Dir + " is in use by ")
+	if e.PID > 0 {
+		b.WriteString("process " + strconv.Itoa(e.PID))
+	} else {
+		b.WriteString("another process")
+	}
+	if e.URL != "" {
+		b.WriteString(", whose embedded broker serves " + e.URL)
+	}
+	b.WriteString(" (" + LockFileName + " is locked): two brokers on one store would overwrite each other's messages; use another store directory, or stop that process")
+	return b.String()
+}
+
+func (e *StoreInUseError) Unwrap() error { return ErrStoreInUse }

@@ -29,6 +29,9 @@ type Server struct {
 	// scratchDir is the private store directory of a memory-only server,
 	// removed at shutdown; empty otherwise.
 	scratchDir string
+	// lock is held on the store directory while the server runs; nil for
+	// a memory-only server.
+	lock *storeLock
 
 	shutdownOnce sync.Once
 	// down is closed once the server has shut down completely.
@@ -38,7 +41,11 @@ type Server struct {
 // Start validates cfg, starts the server and waits until it accepts clients
 // with JetStream enabled. ctx bounds the wait; on any failure nothing is left
 // running. A configuration error wraps bus.ErrInvalidConfig and names the
-// field; a taken port is ErrPortInUse; anything else wraps ErrStart.
+// field; a taken port is ErrPortInUse; a store directory another server
+// runs on is ErrStoreInUse; anything else wraps ErrStart.
+//
+// A file-backed server holds an exclusive lock on its store directory (the
+// file LockFileName in it) from Start until Shutdown has finished.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	return start(ctx, cfg, nil)
 }
@@ -79,6 +86,12 @@ func start(ctx context.Context, cfg Config, tune func(*server.Options)) (*Server
 	} else if err := os.MkdirAll(storeDir, 0o750); err != nil {
 		return nil, fmt.Errorf("%w: store_dir: %w", bus.ErrInvalidConfig, err)
 	}
+	var lock *storeLock
+	if !cfg.MemoryOnly {
+		if lock, err = lockStore(storeDir); err != nil {
+			return nil, err
+		}
+	}
 	opts.ServerName = cfg.ServerName
 	opts.Host = cfg.Host
 	opts.Port = cfg.Port
@@ -97,6 +110,7 @@ func start(ctx context.Context, cfg Config, tune func(*server.Options)) (*Server
 		if scratchDir != "" {
 			_ = os.RemoveAll(scratchDir)
 		}
+		lock.release()
 		return nil, err
 	}
 
@@ -140,7 +154,12 @@ func start(ctx context.Context, cfg Config, tune func(*server.Options)) (*Server
 	if !ok {
 		return stop(fmt.Errorf("%w: no TCP listener", ErrStart))
 	}
-	return &Server{ns: ns, port: addr.Port, scratchDir: scratchDir, down: make(chan struct{})}, nil
+	if lock != nil {
+		// Best effort: the URL only makes a second server's error more
+		// helpful.
+		_ = lock.note(ns.ClientURL())
+	}
+	return &Server{ns: ns, port: addr.Port, scratchDir: scratchDir, lock: lock, down: make(chan struct{})}, nil
 }
 
 // checkPortFree reports whether host:port can be listened on, turning "in
@@ -199,6 +218,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			if s.scratchDir != "" {
 				_ = os.RemoveAll(s.scratchDir)
 			}
+			s.lock.release()
 		}()
 	})
 	select {

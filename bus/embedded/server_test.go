@@ -1,13 +1,17 @@
 package embedded_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -28,6 +32,26 @@ func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// restartablePort returns a loopback port that was free a moment ago, taken
+// below the range the kernel hands out for port 0. A server that a test
+// stops and starts again on its port finds it free: while it was down, the
+// port could not be handed to a server that another test started on port
+// 0 (embedded.RandomPort).
+func restartablePort(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
+	}
+	t.Fatal("no free port between 20000 and 32000")
+	return 0
 }
 
 func start(t *testing.T, cfg embedded.Config) *embedded.Server {
@@ -149,7 +173,7 @@ func TestRestartKeepsMessages(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	dir := t.TempDir()
-	cfg := embedded.Config{StoreDir: dir, Port: embedded.RandomPort, SyncAlways: true}
+	cfg := embedded.Config{StoreDir: dir, Port: restartablePort(t), SyncAlways: true}
 
 	srv, err := embedded.Start(ctx, cfg)
 	if err != nil {
@@ -263,5 +287,164 @@ func TestLoggerReceivesServerLogs(t *testing.T) {
 	levels := h.levels()
 	if levels[slog.LevelDebug] == 0 || levels[slog.LevelInfo] != 0 {
 		t.Fatalf("records by level = %v, want the server's notices at debug", levels)
+	}
+}
+
+// storeMsgs returns how many messages stream holds on the server at url.
+func storeMsgs(t *testing.T, ctx context.Context, nc *nats.Conn, stream string) uint64 {
+	t.Helper()
+	s, err := jetStream(t, nc).Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	return s.CachedInfo().State.Msgs
+}
+
+func TestSecondServerOnOneStoreFails(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	dir := t.TempDir()
+	cfg := embedded.Config{StoreDir: dir, Port: embedded.RandomPort, SyncAlways: true}
+	first, err := embedded.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := first.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := jetStream(t, nc)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "KEEP", Subjects: []string{"keep.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	const before, after = 5, 5
+	for i := range before {
+		if _, err := js.Publish(ctx, "keep.a", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	_, err = embedded.Start(ctx, cfg)
+	if !errors.Is(err, embedded.ErrStoreInUse) {
+		t.Fatalf("second server on the store = %v, want ErrStoreInUse", err)
+	}
+	var inUse *embedded.StoreInUseError
+	if !errors.As(err, &inUse) {
+		t.Fatalf("error %v is not a *StoreInUseError", err)
+	}
+	if inUse.PID != os.Getpid() || inUse.URL != first.ClientURL() || inUse.Dir != dir {
+		t.Fatalf("StoreInUseError = %+v, want PID %d, URL %s, Dir %s", inUse, os.Getpid(), first.ClientURL(), dir)
+	}
+	for _, want := range []string{dir, strconv.Itoa(os.Getpid()), "use another store directory"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+
+	// The first server is untouched: it keeps taking messages and keeps
+	// every one of them across a restart.
+	for i := range after {
+		if _, err := js.Publish(ctx, "keep.b", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc.Close()
+	if err := first.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again := start(t, cfg)
+	nc2, err := again.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	if n := storeMsgs(t, ctx, nc2, "KEEP"); n != before+after {
+		t.Fatalf("the store holds %d messages after a restart, want %d", n, before+after)
+	}
+}
+
+func TestStoreLockedByAnotherProcess(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper := exec.Command(self)
+	helper.Env = append(os.Environ(), holdStoreEnv+"="+dir)
+	helper.Stderr = os.Stderr
+	stdin, err := helper.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		_ = helper.Process.Kill()
+		_ = helper.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("the helper process did not start its server: %v", err)
+	}
+	url := strings.TrimSpace(line)
+
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js := jetStream(t, nc)
+	const total = 10
+	for i := range total {
+		if _, err := js.Publish(ctx, "held.a", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	_, err = embedded.Start(ctx, embedded.Config{StoreDir: dir, Port: embedded.RandomPort})
+	var inUse *embedded.StoreInUseError
+	if !errors.As(err, &inUse) || !errors.Is(err, embedded.ErrStoreInUse) {
+		t.Fatalf("server on a store another process runs on = %v, want a StoreInUseError", err)
+	}
+	if inUse.PID != helper.Process.Pid || inUse.URL != url {
+		t.Fatalf("StoreInUseError = %+v, want PID %d and URL %s", inUse, helper.Process.Pid, url)
+	}
+	if n := storeMsgs(t, ctx, nc, "HELD"); n != total {
+		t.Fatalf("the first server holds %d messages after the refused start, want %d", n, total)
+	}
+
+	// A killed process leaves no stale lock: the store opens at once, with
+	// every message.
+	nc.Close()
+	if err := helper.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = helper.Wait()
+	srv := start(t, embedded.Config{StoreDir: dir, Port: embedded.RandomPort})
+	nc2, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	if n := storeMsgs(t, ctx, nc2, "HELD"); n != total {
+		t.Fatalf("the store holds %d messages after the holder was killed, want %d", n, total)
+	}
+}
+
+func TestMemoryOnlyServersShareNoLock(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	start(t, embedded.Config{StoreDir: dir, Port: embedded.RandomPort, MemoryOnly: true})
+	start(t, embedded.Config{StoreDir: dir, Port: embedded.RandomPort, MemoryOnly: true})
+	if _, err := os.Stat(filepath.Join(dir, embedded.LockFileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a memory-only server locked its store directory: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,10 @@ type Bus struct {
 	codec *bus.TokenCodec
 	log   *slog.Logger
 	opts  options
+	// failFast makes a publish that nothing answers fail at once, rather
+	// than nats.go's default of asking twice more, 250 ms apart; see
+	// Publish for how a stream between leaders is still waited for.
+	failFast jetstream.PublishOpt
 
 	tracker tracker
 
@@ -81,6 +86,7 @@ func New(nc *nats.Conn, opts ...Option) (*Bus, error) {
 		codec:     codec,
 		log:       o.logger,
 		opts:      o,
+		failFast:  jetstream.WithRetryAttempts(0),
 		tracker:   newTracker(),
 		consumers: make(map[consumerKey]*consumerHandle),
 		subs:      make(map[*subscription]struct{}),
@@ -157,6 +163,9 @@ type consumerKey struct{ stream, name string }
 type consumerHandle struct {
 	c       jetstream.Consumer
 	ackWait time.Duration
+	// backoff, when set, replaces ackWait: the server waits backoff[n-1]
+	// for the ack of delivery n, and the last entry for any later one.
+	backoff []time.Duration
 	ackNone bool
 }
 
@@ -166,9 +175,29 @@ func newConsumerHandle(c jetstream.Consumer) *consumerHandle {
 		if info.Config.AckWait > 0 {
 			h.ackWait = info.Config.AckWait
 		}
+		h.backoff = info.Config.BackOff
 		h.ackNone = info.Config.AckPolicy == jetstream.AckNonePolicy
 	}
 	return h
+}
+
+// ackWaitOf is how long the server waits for the ack of a message's
+// delivery number delivered (1 for the first) before it redelivers it.
+func (h *consumerHandle) ackWaitOf(delivered uint64) time.Duration {
+	n := uint64(len(h.backoff))
+	if n == 0 {
+		return h.ackWait
+	}
+	return h.backoff[min(max(delivered, 1), n)-1]
+}
+
+// shortestAckWait is the shortest wait of any delivery of the consumer.
+func (h *consumerHandle) shortestAckWait() time.Duration {
+	d := h.ackWait
+	if len(h.backoff) > 0 {
+		d = slices.Min(h.backoff)
+	}
+	return d
 }
 
 // consumer returns the handle of stream's consumer name, asking the server
@@ -181,7 +210,7 @@ func (b *Bus) consumer(ctx context.Context, stream, name string) (*consumerHandl
 	if h != nil {
 		return h, nil
 	}
-	c, err := b.js.Consumer(ctx, stream, name)
+	c, err := b.lookupConsumer(ctx, stream, name)
 	if err != nil {
 		return nil, fmt.Errorf("consumer %q on stream %q: %w", name, stream, mapError(err))
 	}

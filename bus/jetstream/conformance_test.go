@@ -36,7 +36,7 @@ func TestConformance(t *testing.T) {
 		f := promises
 		f.Restart = true
 		bustest.Run(t, bustest.Harness{Features: f, Storage: bus.StorageFile, New: func(t *testing.T) bustest.Env {
-			return conformanceEnv(t, embedded.Config{StoreDir: t.TempDir(), Port: embedded.RandomPort})
+			return conformanceEnv(t, embedded.Config{StoreDir: t.TempDir(), Port: restartablePort(t)})
 		}})
 	})
 	t.Run("memory", func(t *testing.T) {

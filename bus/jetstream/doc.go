@@ -25,19 +25,21 @@
 // blindly. InProgress keeps a token valid for another ack wait.
 //
 // Settling speaks JetStream's acknowledgement protocol on the delivery's
-// reply subject: Ack waits for the server's confirmation (a double ack), Nak
-// with a delay holds the redelivery back, Term carries its reason to the
-// server's advisory; Nak, Term and InProgress are not confirmed by the
+// reply subject: Ack, Nak and Term wait for the server's confirmation (a
+// double ack), Nak with a delay holds the redelivery back, Term carries its
+// reason to the server's advisory; InProgress is not confirmed by the
 // server. Deliveries of a consumer with ack_policy none need no settlement:
 // their AckToken is empty, and their Acknowledger accepts Ack, Term and
 // InProgress as the no-ops they are and refuses Nak.
 //
 // Subscribe pulls batches of a couple of messages per handler into an inbox
 // of its own, sending the next pull once the last is handed out, so it never
-// holds much more than it can run. Stop waits until the server has dropped
-// the subscription's interest, so no pull of a stopped subscription lingers
-// to swallow later messages, and hands the messages no handler started back
-// for immediate redelivery.
+// holds much more than it can run, and keeps every message it holds or
+// runs from being redelivered until its handler returns. Stop waits until
+// the server has dropped the subscription's interest, so no pull of a
+// stopped subscription lingers to swallow later messages, and hands the
+// messages no handler started back for immediate redelivery, waiting until
+// the server has them.
 //
 // Errors map to the bus sentinels (bus.ErrNotFound, bus.ErrNoStream,
 // bus.ErrPayloadTooLarge, bus.ErrWrongLastSequence, bus.ErrNotConnected,

@@ -2,6 +2,9 @@ package jetstream_test
 
 import (
 	"context"
+	"math/rand/v2"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -35,7 +38,7 @@ type env struct {
 
 func newEnv(t testing.TB, opts ...jetstream.Option) *env {
 	t.Helper()
-	return newEnvWith(t, embedded.Config{StoreDir: t.TempDir(), Port: embedded.RandomPort}, opts...)
+	return newEnvWith(t, embedded.Config{StoreDir: t.TempDir(), Port: restartablePort(t)}, opts...)
 }
 
 func newEnvWith(t testing.TB, cfg embedded.Config, opts ...jetstream.Option) *env {
@@ -128,4 +131,24 @@ func (e *env) fetchN(t testing.TB, stream, consumer string, n int) []*bus.Messag
 		out = append(out, msgs...)
 	}
 	return out
+}
+
+// restartablePort returns a loopback port that was free a moment ago, taken
+// below the range the kernel hands out for port 0. A server that a test
+// stops and starts again on its port finds it free: while it was down, the
+// port could not be handed to a server that another test started on port
+// 0 (embedded.RandomPort).
+func restartablePort(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
+	}
+	t.Fatal("no free port between 20000 and 32000")
+	return 0
 }

@@ -128,7 +128,7 @@ func TestErrorMappingFileStreamOnMemoryServer(t *testing.T) {
 func TestNotConnected(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	e := newEnvWith(t, embedded.Config{StoreDir: dir, Port: embedded.RandomPort})
+	e := newEnvWith(t, embedded.Config{StoreDir: dir, Port: restartablePort(t)})
 	stream := e.stream(t, "AWAY", bus.StreamConfig{})
 	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
 	e.publish(t, "AWAY.a", "before")

@@ -2,7 +2,10 @@ package jetstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wfeventbus/eventbus/bus"
 )
@@ -19,7 +22,9 @@ func (b *Bus) EnsureStream(ctx context.Context, cfg bus.StreamConfig) (bus.Strea
 	if err := b.ready(); err != nil {
 		return bus.StreamInfo{}, err
 	}
-	s, err := b.js.CreateOrUpdateStream(ctx, jcfg)
+	s, err := retried(ctx, b, func(ctx context.Context, _ int) (jetstream.Stream, error) {
+		return b.js.CreateOrUpdateStream(ctx, jcfg)
+	})
 	if err != nil {
 		return bus.StreamInfo{}, fmt.Errorf("stream %q: %w", cfg.Name, mapEnsureError(err))
 	}
@@ -34,7 +39,9 @@ func (b *Bus) StreamInfo(ctx context.Context, name string) (bus.StreamInfo, erro
 	if err := b.ready(); err != nil {
 		return bus.StreamInfo{}, err
 	}
-	s, err := b.js.Stream(ctx, name)
+	s, err := retried(ctx, b, func(ctx context.Context, _ int) (jetstream.Stream, error) {
+		return b.js.Stream(ctx, name)
+	})
 	if err != nil {
 		return bus.StreamInfo{}, fmt.Errorf("stream %q: %w", name, mapError(err))
 	}
@@ -46,12 +53,15 @@ func (b *Bus) Streams(ctx context.Context) ([]bus.StreamInfo, error) {
 	if err := b.ready(); err != nil {
 		return nil, err
 	}
-	lister := b.js.ListStreams(ctx)
-	out := []bus.StreamInfo{}
-	for si := range lister.Info() {
-		out = append(out, fromStreamInfo(si))
-	}
-	if err := lister.Err(); err != nil {
+	out, err := retried(ctx, b, func(ctx context.Context, _ int) ([]bus.StreamInfo, error) {
+		lister := b.js.ListStreams(ctx)
+		out := []bus.StreamInfo{}
+		for si := range lister.Info() {
+			out = append(out, fromStreamInfo(si))
+		}
+		return out, lister.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list streams: %w", mapError(err))
 	}
 	return out, nil
@@ -66,7 +76,9 @@ func (b *Bus) DeleteStream(ctx context.Context, name string) error {
 		return err
 	}
 	b.forgetConsumers(name, "")
-	if err := b.js.DeleteStream(ctx, name); err != nil {
+	if _, err := retried(ctx, b, func(ctx context.Context, attempt int) (struct{}, error) {
+		return struct{}{}, deleted(attempt, b.js.DeleteStream(ctx, name))
+	}); err != nil {
 		return fmt.Errorf("stream %q: %w", name, mapError(err))
 	}
 	return nil
@@ -83,7 +95,9 @@ func (b *Bus) EnsureConsumer(ctx context.Context, cfg bus.ConsumerConfig) (bus.C
 	if err := b.ready(); err != nil {
 		return bus.ConsumerInfo{}, err
 	}
-	c, err := b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, jcfg)
+	c, err := retried(ctx, b, func(ctx context.Context, _ int) (jetstream.Consumer, error) {
+		return b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, jcfg)
+	})
 	if err != nil {
 		return bus.ConsumerInfo{}, fmt.Errorf("consumer %q on stream %q: %w", cfg.Durable, cfg.Stream, mapEnsureError(err))
 	}
@@ -112,7 +126,7 @@ func (b *Bus) ConsumerInfo(ctx context.Context, stream, name string) (bus.Consum
 	if err := b.ready(); err != nil {
 		return bus.ConsumerInfo{}, err
 	}
-	c, err := b.js.Consumer(ctx, stream, name)
+	c, err := b.lookupConsumer(ctx, stream, name)
 	if err != nil {
 		return bus.ConsumerInfo{}, fmt.Errorf("consumer %q on stream %q: %w", name, stream, mapError(err))
 	}
@@ -132,8 +146,26 @@ func (b *Bus) DeleteConsumer(ctx context.Context, stream, name string) error {
 		return err
 	}
 	b.forgetConsumers(stream, name)
-	if err := b.js.DeleteConsumer(ctx, stream, name); err != nil {
+	if _, err := retried(ctx, b, func(ctx context.Context, attempt int) (struct{}, error) {
+		return struct{}{}, deleted(attempt, b.js.DeleteConsumer(ctx, stream, name))
+	}); err != nil {
 		return fmt.Errorf("consumer %q on stream %q: %w", name, stream, mapError(err))
 	}
 	return nil
+}
+
+// deleted is the outcome of a delete's attempt: a retry that finds nothing
+// to delete means an earlier attempt, whose answer was lost, deleted it.
+func deleted(attempt int, err error) error {
+	if attempt > 1 && errors.Is(mapError(err), bus.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// lookupConsumer asks the server for the consumer's handle.
+func (b *Bus) lookupConsumer(ctx context.Context, stream, name string) (jetstream.Consumer, error) {
+	return retried(ctx, b, func(ctx context.Context, _ int) (jetstream.Consumer, error) {
+		return b.js.Consumer(ctx, stream, name)
+	})
 }

@@ -15,9 +15,9 @@ import (
 )
 
 // Publish stores msg and waits for the stream's ack. A subject no stream
-// captures is bus.ErrNoStream; a message larger than the stream or server
-// allows is bus.ErrPayloadTooLarge; a failed ExpectedLastSequence is
-// bus.ErrWrongLastSequence.
+// captures is bus.ErrNoStream, reported at once; a message larger than the
+// stream or server allows is bus.ErrPayloadTooLarge; a failed
+// ExpectedLastSequence is bus.ErrWrongLastSequence.
 func (b *Bus) Publish(ctx context.Context, msg bus.OutgoingMessage) (bus.PublishAck, error) {
 	m, err := natsMsg(&msg)
 	if err != nil {
@@ -26,7 +26,10 @@ func (b *Bus) Publish(ctx context.Context, msg bus.OutgoingMessage) (bus.Publish
 	if err := b.ready(); err != nil {
 		return bus.PublishAck{}, err
 	}
-	ack, err := b.js.PublishMsg(ctx, m)
+	ack, err := b.js.PublishMsg(ctx, m, b.failFast)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) && b.streamCovers(ctx, m.Subject, nil) {
+		ack, err = b.js.PublishMsg(ctx, m)
+	}
 	if err != nil {
 		return bus.PublishAck{}, b.publishError(ctx, m, err, nil)
 	}
@@ -69,6 +72,7 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []bus.OutgoingMessage) ([]b
 		}
 		futures[i], sent[i] = f, m
 	}
+	covered := map[string]bool{}
 	for i, f := range futures {
 		if f == nil {
 			continue
@@ -77,6 +81,13 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []bus.OutgoingMessage) ([]b
 		case ack := <-f.Ok():
 			results[i].Ack = bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
 		case err := <-f.Err():
+			if errors.Is(err, jetstream.ErrNoStreamResponse) && b.streamCovers(ctx, sent[i].Subject, covered) {
+				var ack *jetstream.PubAck
+				if ack, err = b.js.PublishMsg(ctx, sent[i]); err == nil {
+					results[i].Ack = bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
+					continue
+				}
+			}
 			results[i].Err = b.publishError(ctx, sent[i], err, limits)
 		case <-ctx.Done():
 			settleRemaining(ctx.Err(), futures[i:], results[i:], msgs[i:])
@@ -90,7 +101,7 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []bus.OutgoingMessage) ([]b
 // maximum of unanswered messages.
 func (b *Bus) publishAsync(ctx context.Context, m *nats.Msg) (jetstream.PubAckFuture, error) {
 	for {
-		f, err := b.js.PublishMsgAsync(m)
+		f, err := b.js.PublishMsgAsync(m, b.failFast)
 		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
 			return f, err
 		}
@@ -155,8 +166,29 @@ func (b *Bus) publishError(ctx context.Context, m *nats.Msg, err error, limits m
 }
 
 // sizeLimitLookup bounds the look-up of a stream's max_msg_size after a
-// message was refused for its size.
+// message was refused for its size, and of the stream of a subject after a
+// publish nothing answered.
 const sizeLimitLookup = 2 * time.Second
+
+// streamCovers reports whether a stream captures subject, after a publish
+// to it that nothing answered: when none does, the publish has failed for
+// good; when one does, it was between leaders or still starting, and the
+// publish is worth the waits nats.go makes for that. It errs towards
+// waiting when the server cannot say. known, when not nil, remembers the
+// answers by subject.
+func (b *Bus) streamCovers(ctx context.Context, subject string, known map[string]bool) bool {
+	if covers, ok := known[subject]; ok {
+		return covers
+	}
+	ctx, cancel := context.WithTimeout(ctx, sizeLimitLookup)
+	defer cancel()
+	_, err := b.js.StreamNameBySubject(ctx, subject)
+	covers := !errors.Is(err, jetstream.ErrStreamNotFound)
+	if known != nil {
+		known[subject] = covers
+	}
+	return covers
+}
 
 // sizeLimit words the limit a message to subject broke, or "" when it
 // cannot be found out.

@@ -124,3 +124,40 @@ func TestPublishBatchCanceled(t *testing.T) {
 		t.Fatalf("stream after a canceled batch: %+v, %v; want it empty", info, err)
 	}
 }
+
+// TestPublishWithoutStreamFailsAtOnce publishes to a subject no stream
+// captures: the publish is sent once, the server asked once which stream
+// captures the subject, and the error is bus.ErrNoStream, with no second
+// or third try in between (nats.go's default waits 250 ms twice).
+func TestPublishWithoutStreamFailsAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.stream(t, "COVERED", bus.StreamConfig{})
+	ctx := testContext(t)
+	sent := func() uint64 { return e.nc.Stats().OutMsgs }
+
+	before := sent()
+	_, err := e.bus.Publish(ctx, bus.OutgoingMessage{Subject: "nowhere.a", Payload: []byte("x")})
+	if !errors.Is(err, bus.ErrNoStream) {
+		t.Fatalf("Publish to an uncovered subject = %v, want bus.ErrNoStream", err)
+	}
+	if n := sent() - before; n != 2 {
+		t.Fatalf("Publish sent %d messages, want 2: the publish and the look-up of its stream", n)
+	}
+
+	before = sent()
+	results, err := e.bus.PublishBatch(ctx, []bus.OutgoingMessage{
+		{Subject: "nowhere.b", Payload: []byte("1")},
+		{Subject: "COVERED.b", Payload: []byte("2")},
+		{Subject: "nowhere.b", Payload: []byte("3")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(results[0].Err, bus.ErrNoStream) || results[1].Err != nil || !errors.Is(results[2].Err, bus.ErrNoStream) {
+		t.Fatalf("batch results = %+v, want ErrNoStream, stored, ErrNoStream", results)
+	}
+	if n := sent() - before; n != 4 {
+		t.Fatalf("PublishBatch sent %d messages, want 4: three publishes and one look-up", n)
+	}
+}

@@ -93,8 +93,8 @@ func TestSettledTokensAreStale(t *testing.T) {
 		}
 	}
 	// Only the two nak'd messages wait for their (hour-long) redelivery.
-	// Naks and terms are not confirmed, so the server may apply the last
-	// one after answering a first look.
+	// The server updates its counts after it confirms a settlement, so a
+	// first look may come too early.
 	waitFor(t, "the server to apply every settlement", func() bool {
 		info, err := e.bus.ConsumerInfo(ctx, stream, consumer)
 		if err != nil {
@@ -207,5 +207,35 @@ func TestAckOfDeletedConsumer(t *testing.T) {
 	}
 	if err := m.Ack(ctx); !errors.Is(err, bus.ErrNotFound) {
 		t.Fatalf("Ack after the consumer was deleted = %v, want bus.ErrNotFound", err)
+	}
+}
+
+// TestSettleWithCanceledContext settles deliveries with a context that is
+// already cancelled, as a handler does whose subscription's Stop ran out
+// of time: the settlements still reach the server, and are confirmed.
+func TestSettleWithCanceledContext(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stream := e.stream(t, "LATE", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{AckWait: time.Hour})
+	e.publish(t, "LATE.a", "acked")
+	e.publish(t, "LATE.b", "nakked")
+	msgs := e.fetchN(t, stream, consumer, 2)
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, m := range msgs {
+		var err error
+		if string(m.Payload) == "acked" {
+			err = m.Ack(canceled)
+		} else {
+			err = m.Nak(canceled, 0)
+		}
+		if err != nil {
+			t.Fatalf("settling %s with a cancelled context: %v", m.Payload, err)
+		}
+	}
+	again := e.fetchN(t, stream, consumer, 1)
+	if string(again[0].Payload) != "nakked" || again[0].DeliveryCount != 2 {
+		t.Fatalf("redelivered %q (delivery %d), want the nak'd message on its second delivery", again[0].Payload, again[0].DeliveryCount)
 	}
 }

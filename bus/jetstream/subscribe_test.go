@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -256,7 +257,7 @@ func TestSubscribeSurvivesHandlerPanic(t *testing.T) {
 func TestSubscriptionResumesAfterRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	e := newEnvWith(t, embedded.Config{StoreDir: dir, Port: embedded.RandomPort})
+	e := newEnvWith(t, embedded.Config{StoreDir: dir, Port: restartablePort(t)})
 	stream := e.stream(t, "RESUME", bus.StreamConfig{})
 	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
 	got := make(chan string, 10)
@@ -401,5 +402,129 @@ func TestUnconfirmedAcksOnlyForMessageAck(t *testing.T) {
 				t.Errorf("Message.Ack for a deleted consumer = %v, want bus.ErrNotFound", r.msgAck)
 			}
 		})
+	}
+}
+
+// TestStopHandsBackBeforeTheBrokerStops stops a subscription that holds a
+// message no handler started and shuts the server down right away, as an
+// app's shutdown does: the message was handed back for good, so after a
+// restart it comes at once, although its ack wait is an hour.
+func TestStopHandsBackBeforeTheBrokerStops(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	cfg := embedded.Config{StoreDir: t.TempDir(), Port: restartablePort(t)}
+	e := newEnvWith(t, cfg)
+	stream := e.stream(t, "BACK", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{AckWait: time.Hour})
+	const total = 10
+	for i := range total {
+		e.publish(t, fmt.Sprintf("BACK.%d", i), "x")
+	}
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var calls atomic.Int64
+	sub, err := e.bus.Subscribe(ctx, stream, consumer, func(ctx context.Context, m *bus.Message) {
+		if calls.Add(1) == 1 {
+			close(started)
+		}
+		<-release
+		_ = m.Ack(ctx)
+	}, bus.SubscribeOptions{Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	// A Stop whose context is over has begun the stop, as far as what the
+	// subscription holds is concerned, before it returns: the handler is
+	// released only then, so no other message can start.
+	over, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := sub.Stop(over); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Stop with a context already over = %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := sub.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("the handler ran %d times, want once", n)
+	}
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Port = e.srv.Port()
+	again, err := embedded.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = again.Shutdown(context.Background()) })
+	waitFor(t, "the bus to reconnect", e.nc.IsConnected)
+	rest := e.fetchN(t, stream, consumer, total-1)
+	if len(rest) != total-1 {
+		t.Fatalf("fetched %d messages after the restart, want %d", len(rest), total-1)
+	}
+}
+
+// levelCounter counts the records of one message by level.
+type levelCounter struct {
+	msg string
+	mu  sync.Mutex
+	n   map[slog.Level]int
+}
+
+func (h *levelCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (h *levelCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.mu.Lock()
+		h.n[r.Level]++
+		h.mu.Unlock()
+	}
+	return nil
+}
+func (h *levelCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *levelCounter) WithGroup(string) slog.Handler      { return h }
+
+func (h *levelCounter) count(level slog.Level) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n[level]
+}
+
+// TestPullFailuresDoNotFloodTheLog deletes the consumer of a running
+// subscription: its pulls fail again and again until the consumer is back,
+// and only the first failure is a warning.
+func TestPullFailuresDoNotFloodTheLog(t *testing.T) {
+	t.Parallel()
+	const failing = "subscription cannot pull; retrying until it can"
+	fails := &levelCounter{msg: failing, n: map[slog.Level]int{}}
+	e := newEnv(t, jetstream.WithLogger(slog.New(fails)))
+	stream := e.stream(t, "GONE", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
+	ctx := testContext(t)
+	got := make(chan string, 1)
+	sub, err := e.bus.Subscribe(ctx, stream, consumer, func(ctx context.Context, m *bus.Message) {
+		_ = m.Ack(ctx)
+		got <- string(m.Payload)
+	}, bus.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Stop(context.Background()) })
+	if err := e.bus.DeleteConsumer(ctx, stream, consumer); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "four failed pulls", func() bool { return fails.count(slog.LevelWarn)+fails.count(slog.LevelDebug) >= 4 })
+	if n := fails.count(slog.LevelWarn); n != 1 {
+		t.Fatalf("%d failed pulls logged as warnings, want the first one only", n)
+	}
+	e.consumer(t, stream, consumer, bus.ConsumerConfig{})
+	e.publish(t, "GONE.a", "back")
+	select {
+	case p := <-got:
+		if p != "back" {
+			t.Fatalf("handled %q, want back", p)
+		}
+	case <-ctx.Done():
+		t.Fatal("the subscription did not resume once its consumer was back")
 	}
 }

@@ -107,6 +107,26 @@ func (t *tracker) lookup(key deliveryKey, reply string, take bool) (*delivery, e
 	return d, nil
 }
 
+// refresh runs send, which tells the server d is in progress, if d is still
+// the tracked delivery of its message, and extends its expiry by an ack
+// wait. It reports whether d is tracked. send runs under the tracker's
+// lock: a settlement takes its delivery from the tracker before it sends
+// anything, so it can never reach the server ahead of an in-progress that
+// would then undo it (a nak's delay, say).
+func (t *tracker) refresh(d *delivery, send func() error) (bool, error) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cur := t.m[d.key]; cur != d || now > d.expires {
+		return false, nil
+	}
+	if err := send(); err != nil {
+		return true, err
+	}
+	d.expires = now + d.ackWait + trackSlack
+	return true, nil
+}
+
 // restore tracks d again after a settlement that did not go through, unless
 // the message has been redelivered meanwhile.
 func (t *tracker) restore(d *delivery) {
@@ -135,7 +155,7 @@ func (b *Bus) newDelivery(subject string, data []byte, hdr nats.Header, reply st
 		b:       b,
 		key:     deliveryKey{stream: meta.stream, consumer: meta.consumer, seq: meta.streamSeq},
 		reply:   reply,
-		ackWait: h.ackWait,
+		ackWait: h.ackWaitOf(meta.delivered),
 		ackNone: h.ackNone,
 	}
 	d.msg = bus.Message{
@@ -203,13 +223,14 @@ const (
 const defaultAckTimeout = 5 * time.Second
 
 // settle performs op on d, which the caller has taken from the tracker (or,
-// for opInProgress, found in it). Ack waits for the server's confirmation
-// (a double ack) when confirm is set; otherwise it only sends the ack and
-// notes it on d's subscription, which has the server confirm it on Stop
-// (only a subscription's deliveries are settled so). A nak with a delay holds the redelivery back; a term
-// carries its reason to the server's advisory; nak, term and in-progress
-// are not confirmed by the server, as in the JetStream protocol. A
-// settlement that fails is tracked again so that it can be retried.
+// for opInProgress, found in it). Ack, nak and term wait for the server to
+// confirm them, so that none is lost to a connection or a server that goes
+// away right after; an ack sent with confirm unset is only sent, and noted
+// on d's subscription, which has the server confirm it on Stop (only a
+// subscription's deliveries are acked so). A nak with a delay holds the
+// redelivery back; a term carries its reason to the server's advisory; an
+// in-progress is not confirmed. A settlement that fails is tracked again
+// so that it can be retried.
 func (d *delivery) settle(ctx context.Context, op settleOp, delay time.Duration, reason string, confirm bool) error {
 	nc := d.b.nc
 	var err error
@@ -219,24 +240,19 @@ func (d *delivery) settle(ctx context.Context, op settleOp, delay time.Duration,
 			d.sub.sentUnconfirmed(d.reply)
 		}
 	case op == opAck:
-		if _, ok := ctx.Deadline(); !ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, defaultAckTimeout)
-			defer cancel()
-		}
-		_, err = nc.RequestWithContext(ctx, d.reply, []byte(ackBody))
+		err = confirmed(ctx, nc, d.reply, []byte(ackBody))
 	case op == opNak:
 		body := []byte(nakBody)
 		if delay > 0 {
 			body = fmt.Appendf(body, ` {"delay": %d}`, delay.Nanoseconds())
 		}
-		err = nc.Publish(d.reply, body)
+		err = confirmed(ctx, nc, d.reply, body)
 	case op == opTerm:
 		body := []byte(termBody)
 		if reason != "" {
 			body = append(append(body, ' '), reason...)
 		}
-		err = nc.Publish(d.reply, body)
+		err = confirmed(ctx, nc, d.reply, body)
 	case op == opInProgress:
 		err = nc.Publish(d.reply, []byte(inProgressBody))
 	}
@@ -250,6 +266,24 @@ func (d *delivery) settle(ctx context.Context, op settleOp, delay time.Duration,
 		return fmt.Errorf("%s: %w: the consumer %q of stream %q is gone: %w", op, bus.ErrNotFound, d.key.consumer, d.key.stream, err)
 	}
 	return fmt.Errorf("%s: %w", op, mapError(err))
+}
+
+// confirmed sends body to reply as a request and waits for the server's
+// answer, for defaultAckTimeout unless ctx has a deadline. A ctx that is
+// already done does not stop the settlement: a handler whose context a
+// stopping subscription cancelled still settles its message, as it would
+// with a plain publish, rather than leave it to its ack wait.
+func confirmed(ctx context.Context, nc *nats.Conn, reply string, body []byte) error {
+	if ctx.Err() != nil {
+		ctx = context.WithoutCancel(ctx)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultAckTimeout)
+		defer cancel()
+	}
+	_, err := nc.RequestWithContext(ctx, reply, body)
+	return err
 }
 
 // acknowledge settles d by op through its Acknowledger.
@@ -319,6 +353,16 @@ func (b *Bus) settleToken(ctx context.Context, token string, op settleOp, delay 
 		return err
 	}
 	return d.settle(ctx, op, delay, reason, true)
+}
+
+// TokenSource returns the stream and consumer of the delivery token names,
+// or ok false when token is not one this Bus issued.
+func (b *Bus) TokenSource(token string) (stream, consumer string, ok bool) {
+	t, err := b.codec.Decode(token)
+	if err != nil || t.Backend != backendName {
+		return "", "", false
+	}
+	return t.Stream, t.Consumer, true
 }
 
 // Ack marks the delivery of token processed, once the server confirms it.

@@ -22,6 +22,9 @@ const (
 	// away, the consumer deleted); it doubles up to maxResumeDelay.
 	resumeDelay    = 100 * time.Millisecond
 	maxResumeDelay = 5 * time.Second
+	// minKeepAlive is the shortest interval between two resets of the
+	// deadlines a subscription holds.
+	minKeepAlive = 10 * time.Millisecond
 )
 
 // Subscribe runs h for every message of the durable consumer, with at most
@@ -62,6 +65,10 @@ func (b *Bus) Subscribe(ctx context.Context, stream, consumer string, h bus.Hand
 	if err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
+	info, err := b.ConsumerInfo(ctx, stream, consumer)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
 	s := &subscription{
 		b:               b,
 		handle:          handle,
@@ -71,6 +78,8 @@ func (b *Bus) Subscribe(ctx context.Context, stream, consumer string, h bus.Hand
 		prefetch:        min(prefetchPerWorker*workers, bus.MaxFetchBatch),
 		unconfirmedAcks: opts.UnconfirmedAcks,
 		seed:            maphash.MakeSeed(),
+		keepAliveEvery:  keepAliveInterval(info.Config),
+		held:            map[*delivery]struct{}{},
 		stopping:        make(chan struct{}),
 		done:            make(chan struct{}),
 	}
@@ -101,8 +110,20 @@ func (b *Bus) Subscribe(ctx context.Context, stream, consumer string, h bus.Hand
 		wg.Go(func() { s.work(q) })
 	}
 	wg.Go(s.read)
+	keepAliveDone := make(chan struct{})
+	stopKeepAlive := make(chan struct{})
+	if !handle.ackNone {
+		go func() {
+			defer close(keepAliveDone)
+			s.keepAlive(stopKeepAlive)
+		}()
+	} else {
+		close(keepAliveDone)
+	}
 	go func() {
 		wg.Wait()
+		close(stopKeepAlive)
+		<-keepAliveDone
 		// Every ack sent without confirmation is written before Stop
 		// returns.
 		s.acks.Wait()
@@ -131,6 +152,15 @@ type subscription struct {
 	unconfirmedAcks bool
 	// acks counts acks sent without confirmation and not yet written.
 	acks sync.WaitGroup
+
+	// held is every delivery the subscription has fetched whose handler
+	// has not returned: queued for a worker or running. keepAlive resets
+	// their ack deadlines every keepAliveEvery, so that waiting for a free
+	// worker or a long handler never makes the database hand a message out
+	// again.
+	keepAliveEvery time.Duration
+	heldMu         sync.Mutex
+	held           map[*delivery]struct{}
 
 	// ctx is the handlers' context; readCtx the reader's, ended by Stop.
 	ctx      context.Context
@@ -180,8 +210,13 @@ func (s *subscription) read() {
 			continue
 		}
 		delay = resumeDelay
+		s.hold(msgs)
 		for i, m := range msgs {
-			if !s.dispatch(m.Acknowledger.(*delivery)) {
+			d := m.Acknowledger.(*delivery)
+			if !s.dispatch(d) {
+				for _, rest := range msgs[i:] {
+					s.unhold(rest.Acknowledger.(*delivery))
+				}
 				s.b.release(msgs[i:])
 				return
 			}
@@ -211,6 +246,70 @@ func (s *subscription) dispatch(d *delivery) bool {
 func (s *subscription) work(q <-chan *delivery) {
 	for d := range q {
 		s.run(d)
+		s.unhold(d)
+	}
+}
+
+// hold notes fetched deliveries as held until their handlers return.
+func (s *subscription) hold(msgs []*bus.Message) {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	for _, m := range msgs {
+		s.held[m.Acknowledger.(*delivery)] = struct{}{}
+	}
+}
+
+// unhold notes that d's handler returned, or that d was handed back.
+func (s *subscription) unhold(d *delivery) {
+	s.heldMu.Lock()
+	delete(s.held, d)
+	s.heldMu.Unlock()
+}
+
+// keepAliveInterval is how often a subscription resets the deadlines of
+// what it holds: well within the shortest time a delivery of the consumer
+// stays invisible (its ack wait, or the shortest backoff step).
+func keepAliveInterval(c bus.ConsumerConfig) time.Duration {
+	wait := c.AckWait
+	if wait <= 0 {
+		wait = defaultAckWait
+	}
+	for _, b := range c.Backoff {
+		if b > 0 && b < wait {
+			wait = b
+		}
+	}
+	return max(wait/3, minKeepAlive)
+}
+
+// keepAlive resets the ack deadline of every held delivery, in one
+// statement, every keepAliveEvery until stop is closed. A delivery settled
+// in the meantime is left alone by the statement.
+func (s *subscription) keepAlive(stop <-chan struct{}) {
+	t := time.NewTicker(s.keepAliveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		s.heldMu.Lock()
+		refs := make([]deliveryRef, 0, len(s.held))
+		for d := range s.held {
+			refs = append(refs, d.ref())
+		}
+		s.heldMu.Unlock()
+		if len(refs) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.keepAliveEvery)
+		_, err := s.b.settleRefs(ctx, opInProgress, refs, 0)
+		cancel()
+		if err != nil {
+			s.b.log.Debug("keeping held deliveries alive failed; they may be delivered again",
+				"stream", s.stream, "consumer", s.consumer, "held", len(refs), "error", err)
+		}
 	}
 }
 

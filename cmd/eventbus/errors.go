@@ -26,4 +26,14 @@ var (
 
 	// errStreamNotFound: the stream named with --stream does not exist.
 	errStreamNotFound = errors.New("stream not found")
+
+	// errDurableStart: --deliver asks a durable that exists to start
+	// somewhere else than it does, which the server cannot change. Leave
+	// out --deliver to resume the durable, or name a new one.
+	errDurableStart = errors.New("the durable's start cannot change")
+
+	// errCaptured: a stream captures the subject, yet the publish got no
+	// answer (its stream may be between leaders); pub publishes again,
+	// waiting for the stream this time.
+	errCaptured = errors.New("a stream captures the subject but did not answer")
 )

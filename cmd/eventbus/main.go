@@ -43,7 +43,7 @@ func main() {
 // servePlugin serves the eventbus plugin over the engine's protocol; logs go
 // to stderr as JSON, which the host forwards record by record.
 func servePlugin() {
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: readableDurations}))
 	if err := pluginserver.Serve(version, logger, os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "eventbus plugin:", err)
 		os.Exit(1)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,13 +89,25 @@ func runPub(ctx context.Context, d deps, o *pubOptions, subject string, header n
 	if o.msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(o.msgID))
 	}
+	// A publish nothing answers fails at once; publishError then asks which
+	// stream captures the subject, and only when one does is the publish
+	// made again with nats.go's waits (its stream may be between leaders).
+	failFast := append(slices.Clip(opts), jetstream.WithRetryAttempts(0))
 	for range o.count {
 		msg := &nats.Msg{Subject: subject, Data: data, Header: cloneHeader(header)}
 		pubCtx, cancel := context.WithTimeout(ctx, o.timeout)
-		ack, err := js.PublishMsg(pubCtx, msg, opts...)
+		ack, err := js.PublishMsg(pubCtx, msg, failFast...)
+		if err != nil {
+			err = publishError(ctx, js, subject, err)
+			if errors.Is(err, errCaptured) {
+				if ack, err = js.PublishMsg(pubCtx, msg, opts...); err != nil {
+					err = publishError(ctx, js, subject, err)
+				}
+			}
+		}
 		cancel()
 		if err != nil {
-			return publishError(ctx, js, subject, err)
+			return err
 		}
 		dup := ""
 		if ack.Duplicate {
@@ -124,7 +137,7 @@ func publishError(ctx context.Context, js jetstream.JetStream, subject string, e
 	if lookupErr != nil {
 		return fmt.Errorf("publish to %s: %w", subject, jetStreamError(lookupErr))
 	}
-	return fmt.Errorf("publish to %s: %w", subject, err)
+	return fmt.Errorf("publish to %s: %w: %w", subject, errCaptured, err)
 }
 
 // parseHeaders turns key=value pairs into a header; a key given twice gets

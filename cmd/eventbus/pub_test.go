@@ -6,7 +6,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
@@ -192,4 +194,51 @@ func findRow(rows [][]string, name string) ([]string, bool) {
 		}
 	}
 	return nil, false
+}
+
+// TestPubUnknownSubjectFailsAtOnce counts what pub sends to a subject no
+// stream captures: the publish once, then the question which stream
+// captures the subject; no second or third try of the publish in between.
+func TestPubUnknownSubjectFailsAtOnce(t *testing.T) {
+	t.Parallel()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	if !s.ReadyForConnections(hangGuard) {
+		t.Fatal("NATS server not ready")
+	}
+	_, js := jetStreamClient(t, s.ClientURL())
+	createStream(t, js, "ORDERS", "orders.>")
+
+	res := runCLI(t, nil, "", "pub", "invoices.created", "x", "--url", s.ClientURL())
+	if res.code != 1 || !errors.Is(res.err, errNoStream) {
+		t.Fatalf("exit %d, err %v; want exit 1 and errNoStream", res.code, res.err)
+	}
+	// The server files the connection among the closed ones once it has
+	// seen it close.
+	deadline := time.Now().Add(hangGuard)
+	for {
+		connz, err := s.Connz(&server.ConnzOptions{State: server.ConnClosed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range connz.Conns {
+			if c.Name == "eventbus-cli" {
+				if c.InMsgs != 2 {
+					t.Errorf("pub sent %d messages, want 2: the publish and the look-up of its stream", c.InMsgs)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server saw no eventbus-cli connection close")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

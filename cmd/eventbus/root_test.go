@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestNewLogger(t *testing.T) {
@@ -48,6 +49,14 @@ func TestNewLogger(t *testing.T) {
 			if got := strings.Contains(out, "info line"); got != tt.infoShown {
 				t.Errorf("info logged = %v, want %v; output %q", got, tt.infoShown, out)
 			}
+			if tt.json {
+				buf.Reset()
+				logger.Warn("with a duration", "timeout", 30*time.Second)
+				var rec map[string]any
+				if err := json.Unmarshal(buf.Bytes(), &rec); err != nil || rec["timeout"] != "30s" {
+					t.Errorf("duration written as %#v (%v), want \"30s\"", rec["timeout"], err)
+				}
+			}
 			if tt.json && out != "" {
 				for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 					if !json.Valid([]byte(line)) {
@@ -85,6 +94,8 @@ func TestUsageErrors(t *testing.T) {
 		{name: "unknown flag", args: []string{"pub", "a.b", "--bogus"}, want: "unknown flag: --bogus"},
 		{name: "bad log format", args: []string{"--log-format", "xml", "version"}, want: "--log-format"},
 		{name: "bad log level", args: []string{"--log-level", "loud", "version"}, want: "--log-level"},
+		{name: "unknown command", args: []string{"bogus"}, want: `unknown command "bogus" for "eventbus"`},
+		{name: "misspelt command", args: []string{"stream"}, want: "did you mean streams?"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,6 +22,8 @@ type subOptions struct {
 	stream  string
 	durable string
 	deliver string
+	// deliverSet is whether --deliver was given rather than defaulted.
+	deliverSet bool
 }
 
 // jetStreamMode reports whether messages come from a stream rather than a
@@ -60,6 +62,7 @@ func newSubCmd(d deps) *cobra.Command {
 			if err := o.conn.validate(); err != nil {
 				return usageError(cmd, err)
 			}
+			o.deliverSet = cmd.Flags().Changed("deliver")
 			return runSub(cmd.Context(), d, o, args[0])
 		},
 	}
@@ -151,6 +154,9 @@ func subStream(ctx context.Context, d deps, o *subOptions, nc *nats.Conn, subjec
 			DeliverPolicy:  policy,
 		})
 	} else {
+		if policy, err = durablePolicy(ctx, stream, name, o, policy); err != nil {
+			return err
+		}
 		cons, err = stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 			Durable:       o.durable,
 			FilterSubject: subject,
@@ -159,10 +165,50 @@ func subStream(ctx context.Context, d deps, o *subOptions, nc *nats.Conn, subjec
 		})
 	}
 	if err != nil {
-		return fmt.Errorf("consumer on stream %s: %w", name, err)
+		return fmt.Errorf("consumer on stream %s: %w", name, serverError(err))
 	}
 	fmt.Fprintf(d.stderr, "reading %s from stream %s\n", subject, name)
 	return printMessages(ctx, d, o, cons, name, o.durable != "")
+}
+
+// durablePolicy is where the durable o.durable starts: an existing durable
+// keeps its own start, since the server cannot change it, and resumes where
+// it stopped; --deliver asking for another start is an error that says so.
+func durablePolicy(ctx context.Context, stream jetstream.Stream, name string, o *subOptions, want jetstream.DeliverPolicy) (jetstream.DeliverPolicy, error) {
+	c, err := stream.Consumer(ctx, o.durable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return want, nil
+	case err != nil:
+		return want, fmt.Errorf("consumer %s on stream %s: %w", o.durable, name, serverError(err))
+	}
+	have := c.CachedInfo().Config.DeliverPolicy
+	if have == want || !o.deliverSet {
+		return have, nil
+	}
+	return want, fmt.Errorf("%w: durable %q on stream %s already exists and starts at %s, and a durable's start cannot change: leave out --deliver to resume it where it stopped, or pass a new --durable name to start at %s",
+		errDurableStart, o.durable, name, deliverName(have), o.deliver)
+}
+
+// deliverName is the --deliver value of policy, or the server's name for
+// a policy the flag does not offer.
+func deliverName(p jetstream.DeliverPolicy) string {
+	for _, name := range []string{"all", "new", "last"} {
+		if q, _ := deliverPolicy(name); q == p {
+			return name
+		}
+	}
+	return p.String()
+}
+
+// serverError words a JetStream API error by the server's description and
+// code instead of nats.go's "nats: API error: code=... err_code=...".
+func serverError(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.Description != "" {
+		return fmt.Errorf("%s (server error %d)", apiErr.Description, apiErr.ErrorCode)
+	}
+	return err
 }
 
 // printMessages prints messages from cons until ctx ends or o.count have

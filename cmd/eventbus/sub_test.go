@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -165,5 +166,45 @@ func TestFormatMessage(t *testing.T) {
 				t.Errorf("formatMessage = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// A durable keeps where it starts: sub --durable without --deliver resumes
+// one that exists, whatever its start, and --deliver asking for another
+// start says what is wrong and what to do instead of the server's error.
+func TestSubDurableStart(t *testing.T) {
+	t.Parallel()
+	url := startNATS(t, false)
+	_, js := jetStreamClient(t, url)
+	createStream(t, js, "ORDERS", "orders.>")
+	if res := runCLI(t, nil, "", "pub", "orders.created", "before", "--url", url); res.code != 0 {
+		t.Fatalf("pub: exit %d, stderr %q", res.code, res.stderr)
+	}
+	// A durable that starts with new messages.
+	sub := startCLI(t, nil, "sub", "orders.created", "--durable", "audit", "--deliver", "new", "--url", url)
+	sub.stderr.waitFor(t, regexp.MustCompile(`reading orders\.created from stream ORDERS`), sub.done)
+	if res := sub.stop(t); res.code != 0 || res.stdout != "" {
+		t.Fatalf("first run: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+
+	res := runCLI(t, nil, "", "sub", "orders.created", "--durable", "audit", "--deliver", "all", "--count", "1", "--url", url)
+	if res.code != 1 || !errors.Is(res.err, errDurableStart) {
+		t.Fatalf("--deliver all on a durable that starts at new: exit %d, err %v; want exit 1 and errDurableStart", res.code, res.err)
+	}
+	for _, want := range []string{`durable "audit"`, "starts at new", "leave out --deliver", "new --durable name"} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("stderr %q does not say %q", res.stderr, want)
+		}
+	}
+	if strings.Contains(res.stderr, "err_code") {
+		t.Errorf("stderr %q shows the raw server error", res.stderr)
+	}
+
+	if res := runCLI(t, nil, "", "pub", "orders.created", "after", "--url", url); res.code != 0 {
+		t.Fatalf("pub: exit %d, stderr %q", res.code, res.stderr)
+	}
+	res = runCLI(t, nil, "", "sub", "orders.created", "--durable", "audit", "--count", "1", "--url", url)
+	if res.code != 0 || !strings.HasSuffix(res.stdout, "orders.created after\n") {
+		t.Fatalf("resuming the durable: exit %d, stdout %q, stderr %q; want the message published after it started", res.code, res.stdout, res.stderr)
 	}
 }
