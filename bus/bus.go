@@ -74,6 +74,10 @@ type Settler interface {
 	Nak(ctx context.Context, token string, delay time.Duration) error
 	Term(ctx context.Context, token string, reason string) error
 	InProgress(ctx context.Context, token string) error
+	// TokenSource returns the stream and consumer of the delivery token
+	// names, or ok false when token is not one this Settler issued. It
+	// does no I/O.
+	TokenSource(token string) (stream, consumer string, ok bool)
 }
 
 // StreamManager creates, updates, inspects and deletes streams and consumers.

@@ -215,7 +215,7 @@ type broker struct {
 
 	mu  sync.Mutex
 	srv *embedded.Server
-	bus *jetstream.Bus
+	bus bus.Bus
 }
 
 func newBroker(name string, cfg *eventbusv1.BrokerConfig, configDir string, getenv func(string) string, log *slog.Logger, opts []jetstream.Option) (*broker, error) {
@@ -236,14 +236,14 @@ func (b *broker) Start(ctx context.Context) error {
 }
 
 // ensure starts the broker if it is not running and returns its bus.
-func (b *broker) ensure(ctx context.Context) (*jetstream.Bus, error) {
+func (b *broker) ensure(ctx context.Context) (bus.Bus, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.bus != nil {
 		return b.bus, nil
 	}
 	var (
-		jb  *jetstream.Bus
+		jb  bus.Bus
 		err error
 	)
 	if b.plan.target == TargetEmbedded {
@@ -258,7 +258,7 @@ func (b *broker) ensure(ctx context.Context) (*jetstream.Bus, error) {
 	return jb, nil
 }
 
-func (b *broker) startEmbedded(ctx context.Context) (*jetstream.Bus, error) {
+func (b *broker) startEmbedded(ctx context.Context) (bus.Bus, error) {
 	cfg := b.plan.embedded
 	cfg.Logger = b.log
 	srv, err := embedded.Start(ctx, cfg)
@@ -297,7 +297,7 @@ func (b *broker) startEmbedded(ctx context.Context) (*jetstream.Bus, error) {
 	return jb, nil
 }
 
-func (b *broker) connect(ctx context.Context) (*jetstream.Bus, error) {
+func (b *broker) connect(ctx context.Context) (bus.Bus, error) {
 	// The server the connection was last on: a disconnect is reported
 	// after the connection has let go of it.
 	var server atomic.Value
@@ -341,7 +341,7 @@ func redactURLs(urls []string) []string {
 }
 
 // running returns the bus of a started broker.
-func (b *broker) running() (*jetstream.Bus, error) {
+func (b *broker) running() (bus.Bus, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.bus == nil {

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/wfeventbus/eventbus/bus"
-	"github.com/wfeventbus/eventbus/bus/jetstream"
 	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
 )
 
@@ -138,7 +137,7 @@ func (p *Plugin) executionBroker(b *broker, ref string) (*broker, error) {
 }
 
 // stepBus returns the bus of the step's broker.
-func (p *Plugin) stepBus(b *broker, ref string) (*jetstream.Bus, error) {
+func (p *Plugin) stepBus(b *broker, ref string) (bus.Bus, error) {
 	b, err := p.executionBroker(b, ref)
 	if err != nil {
 		return nil, err
@@ -394,7 +393,7 @@ func settlementKind(stepType string) string {
 // settle runs do against the broker that issued token: the named one, or
 // the first whose signature check accepts the token. It returns the bus
 // that settled it.
-func (p *Plugin) settle(ctx context.Context, brokerRef, token string, do func(bus.Settler) error) (*jetstream.Bus, error) {
+func (p *Plugin) settle(ctx context.Context, brokerRef, token string, do func(bus.Settler) error) (bus.Bus, error) {
 	if brokerRef != "" {
 		b, err := p.broker(brokerRef)
 		if err != nil {

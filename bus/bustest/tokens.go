@@ -67,8 +67,14 @@ func testTokens(t *testing.T, s *suite) {
 		{"TruncatedByOne", m.AckToken[:len(m.AckToken)-1]},
 		{"Altered", alter(m.AckToken)},
 	}
+	if stream, consumer, ok := f.bus.TokenSource(m.AckToken); !ok || stream != m.Stream || consumer != m.Consumer {
+		t.Errorf("TokenSource of a delivery's token = %q, %q, %v; want %q, %q, true", stream, consumer, ok, m.Stream, m.Consumer)
+	}
 	for _, tc := range invalid {
 		t.Run(tc.name, func(t *testing.T) {
+			if stream, consumer, ok := f.bus.TokenSource(tc.token); ok {
+				t.Errorf("TokenSource(%q) = %q, %q, true; want false", tc.token, stream, consumer)
+			}
 			for _, op := range tokenOps() {
 				if err := op.settle(ctx, f.bus, tc.token); !errors.Is(err, bus.ErrInvalidToken) {
 					t.Errorf("%s(%q) = %v, want %v", op.name, tc.token, err, bus.ErrInvalidToken)

@@ -353,3 +353,13 @@ func (s *settleBatcher) flush(batch []*pendingAck) {
 		p.sub.acks.Done()
 	}
 }
+
+// TokenSource returns the stream and consumer of the delivery token names,
+// or ok false when token is not one this Bus issued.
+func (b *Bus) TokenSource(token string) (stream, consumer string, ok bool) {
+	t, err := b.codec.Decode(token)
+	if err != nil || t.Backend != backendName {
+		return "", "", false
+	}
+	return t.Stream, t.Consumer, true
+}
