@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -214,23 +215,21 @@ func serverError(err error) error {
 // printMessages prints messages from cons until ctx ends or o.count have
 // been printed, acking each after printing when ack is set.
 func printMessages(ctx context.Context, d deps, o *subOptions, cons jetstream.Consumer, name string, ack bool) error {
-	var opts []jetstream.PullMessagesOpt
+	var next func(context.Context) (jetstream.Msg, error)
 	if ack {
-		// Fetch one at a time: a message fetched but never printed waits
-		// out the ack wait before another run can have it.
-		opts = append(opts, jetstream.PullMaxMessages(1))
-	}
-	iter, err := cons.Messages(opts...)
-	if err != nil {
-		return fmt.Errorf("consume from stream %s: %w", name, err)
-	}
-	if ack {
-		defer releaseUnprinted(ctx, iter)
+		// One message per pull: a message fetched but never printed would
+		// wait out the ack wait before another run could have it.
+		next = func(ctx context.Context) (jetstream.Msg, error) { return fetchOne(ctx, cons) }
 	} else {
+		iter, err := cons.Messages()
+		if err != nil {
+			return fmt.Errorf("consume from stream %s: %w", name, err)
+		}
 		defer iter.Stop()
+		next = func(ctx context.Context) (jetstream.Msg, error) { return iter.Next(jetstream.NextContext(ctx)) }
 	}
 	for n := 0; o.count == 0 || n < o.count; n++ {
-		msg, err := iter.Next(jetstream.NextContext(ctx))
+		msg, err := next(ctx)
 		if err != nil {
 			return err
 		}
@@ -250,21 +249,43 @@ func printMessages(ctx context.Context, d deps, o *subOptions, cons jetstream.Co
 	return nil
 }
 
-// releaseUnprinted stops iter and naks the messages it fetched but did not
-// hand out, so the stream redelivers them at once instead of after the ack
-// wait.
-func releaseUnprinted(ctx context.Context, iter jetstream.MessagesContext) {
-	iter.Drain()
-	// Draining happens after ctx may have ended; it gets its own bound.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), connectTimeout)
-	defer cancel()
+// fetchPoll is how long one pull of a durable sub waits before it asks
+// again.
+const fetchPoll = 5 * time.Second
+
+// fetchOne pulls the next message of cons, one pull of one message at a
+// time, until one arrives or ctx ends.
+func fetchOne(ctx context.Context, cons jetstream.Consumer) (jetstream.Msg, error) {
 	for {
-		msg, err := iter.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-		_ = msg.Nak()
+		pctx, cancel := context.WithTimeout(ctx, fetchPoll)
+		msg, err := fetchWithin(pctx, cons)
+		cancel()
+		if msg != nil || err != nil {
+			return msg, err
+		}
 	}
+}
+
+// fetchWithin makes one pull of one message that ends with ctx; no message
+// and no error when none came in time.
+func fetchWithin(ctx context.Context, cons jetstream.Consumer) (jetstream.Msg, error) {
+	batch, err := cons.Fetch(1, jetstream.FetchContext(ctx))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		return nil, err
+	}
+	for msg := range batch.Messages() {
+		return msg, nil
+	}
+	if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) {
+		return nil, err
+	}
+	return nil, nil
 }
 
 // deliverPolicy maps the --deliver flag to where a consumer starts.
