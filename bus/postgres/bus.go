@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -65,11 +67,10 @@ func Connect(ctx context.Context, cfg Config, opts ...Option) (*Bus, error) {
 	if err != nil {
 		return nil, err
 	}
-	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	pcfg, err := cfg.poolConfig()
 	if err != nil {
-		return nil, configError("dsn", "%v", err)
+		return nil, err
 	}
-	pcfg.MaxConns = cfg.MaxConns
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, configError("dsn", "%v", err)
@@ -110,8 +111,16 @@ func newBus(ctx context.Context, pool *pgxpool.Pool, cfg Config, opts []Option) 
 	}
 	if err := migrate(ctx, pool, cfg.Schema); err != nil {
 		if errors.Is(err, bus.ErrNotConnected) {
-			return nil, fmt.Errorf("%w: cannot reach PostgreSQL at %s: start it there or correct the dsn: %w",
-				bus.ErrNotConnected, pool.Config().ConnConfig.Host, err)
+			// pgx reports every address and TLS mode it tried, over
+			// several lines; the network error says it in one.
+			cause := err
+			var opErr *net.OpError
+			if errors.As(err, &opErr) {
+				cause = opErr
+			}
+			cc := pool.Config().ConnConfig
+			return nil, fmt.Errorf("%w: cannot reach PostgreSQL at %s (%w): start it there or correct the dsn",
+				bus.ErrNotConnected, net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))), cause)
 		}
 		return nil, err
 	}
