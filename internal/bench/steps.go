@@ -90,6 +90,9 @@ func (s *session) publishBatch(handle string, config map[string]any, size int, b
 // over TCP with nats.go async publishes, so that preparing a trigger run
 // costs the plugin as little as possible.
 func (s *session) fill(ctx context.Context, subject string, n int, body []byte) error {
+	if s.filler != nil {
+		return s.filler(ctx, subject, n, body)
+	}
 	nc, err := nats.Connect(s.url, nats.Name("eventbus-bench-fill"))
 	if err != nil {
 		return fmt.Errorf("connect to the plugin's broker: %w", err)
