@@ -496,8 +496,8 @@ const altSlice = 250 * time.Millisecond
 // each until each has run for measure, after warmup of each; so on a
 // shared machine, whose load moves within seconds, both see the same
 // conditions, and their ratio means more than that of two runs a minute
-// apart. A call that moves nothing (its messages ran out) ends both sides
-// where they are.
+// apart. A call that moves nothing (its messages ran out) ends the
+// measurement once the round it is in is over.
 func alternate(ctx context.Context, warmup, measure time.Duration, cpu func() time.Duration, a, b op) (measurement, measurement, error) {
 	for _, do := range []op{a, b} {
 		for end := time.Now().Add(warmup); time.Now().Before(end); {
@@ -532,9 +532,6 @@ func alternate(ctx context.Context, warmup, measure time.Duration, cpu func() ti
 			}
 			ms[i].Elapsed += time.Since(start)
 			ms[i].CPU += cpu() - cpu0
-			if done {
-				break
-			}
 		}
 	}
 	for i := range ms {
