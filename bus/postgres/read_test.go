@@ -83,3 +83,34 @@ func TestStreamNameBySubject(t *testing.T) {
 		t.Errorf("pattern over two streams: %v, want ErrInvalidConfig", err)
 	}
 }
+
+// TestSparseFilter: a consumer whose filter matches few of a stream's
+// messages gets every one of them, in order, however far apart they lie:
+// its fetches scan windows that grow past the gaps.
+func TestSparseFilter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.stream(bus.StreamConfig{Name: "SP", Subjects: []string{"sp.>"}})
+	e.consumer(bus.ConsumerConfig{Durable: "rare", Stream: "SP", FilterSubjects: []string{"sp.rare"}})
+	const total, every = 30000, 2500
+	msgs := make([]bus.OutgoingMessage, 0, total)
+	for i := 1; i <= total; i++ {
+		subject := "sp.common"
+		if i%every == 0 {
+			subject = "sp.rare"
+		}
+		msgs = append(msgs, bus.OutgoingMessage{Subject: subject, Payload: []byte(fmt.Sprint(i))})
+	}
+	for i := 0; i < total; i += 1000 {
+		if _, err := e.b.PublishBatch(e.ctx, msgs[i:i+1000]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := e.fetch("SP", "rare", total/every)
+	for i, m := range got {
+		if want := uint64((i + 1) * every); m.StreamSequence != want || m.Subject != "sp.rare" {
+			t.Errorf("message %d: %s seq %d, want sp.rare seq %d", i, m.Subject, m.StreamSequence, want)
+		}
+	}
+	e.none("SP", "rare", 200*time.Millisecond)
+}
