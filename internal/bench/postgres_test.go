@@ -91,4 +91,3 @@ func TestCountName(t *testing.T) {
 		}
 	}
 }
-
