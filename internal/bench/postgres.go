@@ -236,12 +236,33 @@ func (p *pgRun) plugin(ctx context.Context) error {
 		p.add(res, m)
 	}
 
-	m, err := s.latencyRun(ctx, cfg.PostgresLatencyRate, cfg.LatencyDuration, cfg.LatencyConcurrency, cfg.PayloadSize)
+	m, err := p.latency(ctx, s)
 	if err != nil {
 		return fail(IDPgLatency, err)
 	}
-	p.add(Result{ID: IDPgLatency, Name: fmt.Sprintf("publish step to pipeline start in process on PostgreSQL (NOTIFY on) at %d msg/s, trigger concurrency %d", cfg.PostgresLatencyRate, cfg.LatencyConcurrency)}, m)
+	p.add(Result{ID: IDPgLatency, Name: fmt.Sprintf("publish from another Bus to pipeline start in process on PostgreSQL, through NOTIFY, at %d msg/s, trigger concurrency %d", cfg.PostgresLatencyRate, cfg.LatencyConcurrency)}, m)
 	return nil
+}
+
+// latency measures the time from a publish to the start of its pipeline
+// when publisher and trigger are in different processes, as the database
+// sees them: the messages are published by a Bus of the bench's own, with
+// NOTIFY on, whose notification wakes the plugin's trigger. (Within one
+// process a publish wakes its fetches directly.) The plugin's trigger
+// polls only every second, so a missing notification would show.
+func (p *pgRun) latency(ctx context.Context, s *session) (measurement, error) {
+	cfg := p.cfg
+	pub, err := postgres.Connect(ctx, postgres.Config{DSN: p.dsn, Schema: p.schema})
+	if err != nil {
+		return measurement{}, err
+	}
+	defer pub.Close()
+	subject := subjectLatency + ".notify"
+	return s.latencyRunVia(ctx, subject, cfg.PostgresLatencyRate, cfg.LatencyDuration, cfg.LatencyConcurrency, cfg.PayloadSize,
+		func(ctx context.Context, body string) error {
+			_, err := pub.Publish(ctx, bus.OutgoingMessage{Subject: subject, Payload: []byte(body)})
+			return err
+		})
 }
 
 // fill stores n messages on subject through the bench's own Bus, in
