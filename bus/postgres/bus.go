@@ -205,6 +205,7 @@ func (b *Bus) settleReady() error {
 type statements struct {
 	schema        string
 	publish       string
+	publishPlain  string
 	fetch         string
 	settle        string
 	notify        string
@@ -215,8 +216,22 @@ type statements struct {
 
 func newStatements(schema string) statements {
 	return statements{
-		schema:        schema,
-		publish:       inSchema(schema, `SELECT o_idx, o_seq, o_status FROM {{S}}.publish($1, $2, $3, $4, $5, $6, $7, $8)`),
+		schema:  schema,
+		publish: inSchema(schema, `SELECT o_idx, o_seq, o_status FROM {{S}}.publish($1, $2, $3, $4, $5, $6, $7, $8)`),
+		// The publish function's first path as one statement, without its
+		// call: the stream's row is locked and its sequences taken first,
+		// then the messages stored with times taken after the lock. No row
+		// comes back when the stream is at another version or refuses
+		// messages when full (discard new with a limit).
+		publishPlain: inSchema(schema, `WITH s AS (
+	UPDATE {{S}}.streams st SET last_seq = st.last_seq + cardinality($3::text[])
+	WHERE st.id = $1 AND st.version = $2 AND NOT (st.discard = 1 AND (st.max_msgs > 0 OR st.max_bytes > 0))
+	RETURNING st.last_seq - cardinality($3::text[]) AS first_free),
+ins AS (
+	INSERT INTO {{S}}.messages (stream_id, seq, subject, payload, headers, published_at, size)
+	SELECT $1, s.first_free + u.o, u.subj, u.pay, u.hdr, clock_timestamp(), u.sz
+	FROM s, unnest($3::text[], $4::bytea[], $5::bytea[], $6::int[]) WITH ORDINALITY AS u(subj, pay, hdr, sz, o))
+SELECT first_free + 1 FROM s`),
 		fetch:         inSchema(schema, `SELECT * FROM {{S}}.fetch($1, $2)`),
 		settle:        inSchema(schema, `SELECT o_consumer, o_seq FROM {{S}}.settle($1, $2, $3, $4, $5)`),
 		notify:        inSchema(schema, `SELECT {{S}}.notify($1, $2)`),
