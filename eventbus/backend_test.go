@@ -245,3 +245,28 @@ func TestPostgresDown(t *testing.T) {
 		t.Fatalf("stop after a failed start: %v", err)
 	}
 }
+
+// TestConsumerStates: the backlog the metrics report, as each broker
+// counts it: messages not yet delivered, and delivered ones not settled.
+func TestConsumerStates(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, testConsumerStates)
+}
+
+func testConsumerStates(t *testing.T, be backend) {
+	a := ordersApp(t, be, nil)
+	for i := range 5 {
+		cfg := map[string]any{"subject": "orders.s", "payload": fmt.Sprint(i)}
+		a.exec(a.step(eventbus.StepPublish, cfg), cfg, nil)
+	}
+	con := map[string]any{"consumer": "worker", "batch_size": float64(2), "max_wait": "5s"}
+	if got := a.exec(a.step(eventbus.StepConsume, con), con, nil); got["count"] != float64(2) {
+		t.Fatalf("consumed %v, want 2", got["count"])
+	}
+	want := []eventbus.ConsumerState{{Broker: "bus", Stream: "ORDERS", Consumer: "worker", Pending: 3, AckPending: 2}}
+	var got []eventbus.ConsumerState
+	waitFor(t, "the broker to count the deliveries", func() bool {
+		got = a.p.ConsumerStates(context.Background())
+		return len(got) == 1 && got[0] == want[0]
+	})
+}
