@@ -27,6 +27,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	pg = &database{}
+	defer pg.stop()
 	eventbusBin = filepath.Join(dir, "eventbus")
 	build := exec.Command("go", "build", "-o", eventbusBin, "github.com/wfeventbus/eventbus/cmd/eventbus")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr

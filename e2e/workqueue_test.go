@@ -4,33 +4,36 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 )
 
-// TestWorkQueue runs examples/work-queue: every job of the work-queue
-// stream is processed once, its result lands in RESULTS, and the JOBS
-// stream ends empty.
+// TestWorkQueue runs the work-queue app on each broker, examples/work-queue
+// on embedded NATS and examples/postgres on PostgreSQL: every job of the
+// work-queue stream is processed once, its result lands in RESULTS, and the
+// JOBS stream ends empty; a job that is no job is tried three times and
+// moved to FAILED_JOBS with the error.
 func TestWorkQueue(t *testing.T) {
 	t.Parallel()
-	inEachMode(t, func(t *testing.T, m mode) {
+	inEachBackendAndMode(t, func(t *testing.T, be queueBackend, m mode) {
 		const jobs = 200
 		ctx := guard(t, testGuard)
-		a := startApp(t, repoPath(t, "examples/work-queue/app.yaml"), appConfig{mode: m})
-		js := connect(t, a)
+		a, view := be.start(t, m, repoPath(t, be.file))
 
+		view.publish(t, ctx, "jobs.new", "not a job")
 		for n := 1; n <= jobs; n++ {
-			publish(t, ctx, js, "jobs.new", fmt.Sprintf(`{"n":%d}`, n))
+			view.publish(t, ctx, "jobs.new", fmt.Sprintf(`{"n":%d}`, n))
 		}
 
 		seen := map[string]int{}
-		for _, m := range readStream(t, ctx, js, "RESULTS", "results.>", jobs) {
+		for _, m := range view.read(t, ctx, "RESULTS", "results.>", jobs) {
 			var r map[string]any
-			if err := json.Unmarshal(m.Data(), &r); err != nil {
-				t.Fatalf("result %q is not JSON: %v", m.Data(), err)
+			if err := json.Unmarshal(m.data, &r); err != nil {
+				t.Fatalf("result %q is not JSON: %v", m.data, err)
 			}
 			n, _ := r["n"].(string)
-			if m.Subject() != "results."+n {
-				t.Errorf("result for job %q published on %s", n, m.Subject())
+			if m.subject != "results."+n {
+				t.Errorf("result for job %q published on %s", n, m.subject)
 			}
 			if r["attempt"] != "1" {
 				t.Errorf("job %s: attempt %v, want 1", n, r["attempt"])
@@ -43,19 +46,33 @@ func TestWorkQueue(t *testing.T) {
 			}
 		}
 
-		// Acked jobs leave a work-queue stream.
+		// The job that is no job is retried after 1s and 5s, then set aside.
+		dead := view.read(t, ctx, "FAILED_JOBS", "failed.jobs", 1)[0]
+		if string(dead.data) != "not a job" {
+			t.Errorf("FAILED_JOBS holds %q, want the failed job", dead.data)
+		}
+		// Acked and dead-lettered jobs leave a work-queue stream.
 		eventually(t, ctx, "JOBS empty", func() (bool, string) {
-			n, err := streamMsgs(ctx, js, "JOBS")
+			n, err := view.count(ctx, "JOBS")
 			if err != nil {
 				return false, err.Error()
 			}
 			return n == 0, fmt.Sprintf("JOBS holds %d messages", n)
 		})
-		if n, err := streamMsgs(ctx, js, "RESULTS"); err != nil || n != jobs {
+		if n, err := view.count(ctx, "RESULTS"); err != nil || n != jobs {
 			t.Errorf("RESULTS holds %d messages (%v), want %d", n, err, jobs)
 		}
-		if n, err := streamMsgs(ctx, js, "FAILED_JOBS"); err != nil || n != 0 {
-			t.Errorf("FAILED_JOBS holds %d messages (%v), want 0", n, err)
+		if n, err := view.count(ctx, "FAILED_JOBS"); err != nil || n != 1 {
+			t.Errorf("FAILED_JOBS holds %d messages (%v), want 1", n, err)
+		}
+		failures := 0
+		for _, r := range a.log.records() {
+			if strings.HasPrefix(r.msg(), "pipeline failed") && strings.Contains(r.str("error"), "parse") {
+				failures++
+			}
+		}
+		if failures != 3 {
+			t.Errorf("%d failed runs logged, want 3 (two retries, then the dead letter)", failures)
 		}
 	})
 }

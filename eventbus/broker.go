@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/wfeventbus/eventbus/bus"
 	"github.com/wfeventbus/eventbus/bus/embedded"
 	"github.com/wfeventbus/eventbus/bus/jetstream"
+	"github.com/wfeventbus/eventbus/bus/postgres"
 	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
 )
 
@@ -37,25 +39,60 @@ const (
 	defaultBrokerName = "eventbus"
 )
 
+// The PostgreSQL backend's names and limits.
+const (
+	providerPostgres = "postgres"
+	// providerPgChannel is the older name of providerPostgres.
+	providerPgChannel = "pgchannel"
+	// brokerInProcess is the one broker_target of a postgres broker: the
+	// plugin talks to the database itself.
+	brokerInProcess = "in_process"
+	// databaseURLEnv names the database when nothing more specific does.
+	databaseURLEnv = "DATABASE_URL"
+	// maxPostgresPayload is the largest max_payload a postgres broker takes.
+	maxPostgresPayload = 256 << 20
+)
+
 // deployTargets is the provider × deploy_target matrix: the targets each
 // provider can run on. Only providers listed here are accepted.
 func deployTargets(provider string) []string {
 	switch provider {
 	case providerNATS:
 		return []string{TargetAWSECS, TargetAWSEKS, TargetDOAppPlat, TargetEmbedded, TargetKubernetes, TargetSelfHosted}
+	case providerPostgres:
+		return []string{TargetAWSECS, TargetAWSEKS, TargetDOAppPlat, TargetKubernetes, TargetSelfHosted}
 	}
 	return nil
 }
 
-// brokerPlan is a validated broker config: either an embedded server or the
-// URLs of an external one, and the setting that chose it.
+// canonicalProvider maps a configured provider to the one it means: nats
+// when none is set, postgres for its older name pgchannel.
+func canonicalProvider(p string) string {
+	switch p = strings.ToLower(strings.TrimSpace(p)); p {
+	case "":
+		return providerNATS
+	case providerPgChannel:
+		return providerPostgres
+	}
+	return p
+}
+
+// brokerPlan is a validated broker config: an embedded NATS server, the
+// URLs of an external one, or a PostgreSQL database, and the setting that
+// chose it.
 type brokerPlan struct {
+	provider string // providerNATS or providerPostgres
 	target   string
 	urls     []string
 	embedded embedded.Config
 	connect  jetstream.ConnectConfig
+	// postgres is the database of a postgres broker, and pgMaxPayload its
+	// largest message (0: the backend's default).
+	postgres     postgres.Config
+	pgMaxPayload int
 	// reason names the setting that decided between the embedded broker
-	// and an external one, for the start-up log.
+	// and an external one, or where the database's DSN came from, for the
+	// start-up log.
 	reason string
 }
 
@@ -79,17 +116,22 @@ type brokerPlan struct {
 //
 // A relative embedded store_dir is relative to configDir, the directory of
 // the app config, when the host says what it is.
+//
+// A postgres broker is planned by planPostgres instead.
 func planBroker(name string, cfg *eventbusv1.BrokerConfig, configDir string, getenv func(string) string) (brokerPlan, error) {
-	provider := strings.ToLower(strings.TrimSpace(cfg.GetProvider()))
-	if provider == "" {
-		provider = providerNATS
-	}
+	provider := canonicalProvider(cfg.GetProvider())
 	targets := deployTargets(provider)
 	if targets == nil {
-		return brokerPlan{}, fmt.Errorf("%w: provider %q is not supported; use %q", ErrConfig, cfg.GetProvider(), providerNATS)
+		return brokerPlan{}, fmt.Errorf("%w: provider %q is not supported; use %q or %q", ErrConfig, cfg.GetProvider(), providerNATS, providerPostgres)
 	}
 	if getenv == nil {
 		getenv = func(string) string { return "" }
+	}
+	if provider == providerPostgres {
+		return planPostgres(name, cfg, targets, getenv)
+	}
+	if err := natsOnly(cfg); err != nil {
+		return brokerPlan{}, err
 	}
 	target := strings.TrimSpace(cfg.GetDeployTarget())
 	if target != "" && !slices.Contains(targets, target) {
@@ -139,7 +181,13 @@ func planBroker(name string, cfg *eventbusv1.BrokerConfig, configDir string, get
 		return brokerPlan{}, fmt.Errorf("%w: deploy_target %s needs the broker's URL: set dsn (or url/urls), or %s, or NATS_URL",
 			ErrConfig, target, envVar)
 	}
-	plan := brokerPlan{target: target, urls: urls, reason: reason}
+	for _, u := range urls {
+		if isPostgresURL(u) {
+			return brokerPlan{}, fmt.Errorf("%w: %s is a PostgreSQL DSN, and this broker's provider is nats: set provider: postgres to keep the messages in that database",
+				ErrConfig, postgres.RedactDSN(u))
+		}
+	}
+	plan := brokerPlan{provider: providerNATS, target: target, urls: urls, reason: reason}
 	connName := cfg.GetConnectionName()
 	if connName == "" {
 		connName = name
@@ -184,6 +232,102 @@ func planBroker(name string, cfg *eventbusv1.BrokerConfig, configDir string, get
 	return plan, nil
 }
 
+// natsOnly rejects the settings of a postgres broker on a nats one.
+func natsOnly(cfg *eventbusv1.BrokerConfig) error {
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"schema", cfg.GetSchema() != ""},
+		{"notify", cfg.Notify != nil},
+		{"max_payload", cfg.GetMaxPayload() != 0},
+	} {
+		if f.set {
+			hint := ""
+			if f.name == "max_payload" {
+				hint = " (the embedded NATS server's is embedded.max_payload)"
+			}
+			return fmt.Errorf("%w: %s applies to provider postgres only, and this broker's provider is nats%s", ErrConfig, f.name, hint)
+		}
+	}
+	return nil
+}
+
+// isPostgresURL reports a postgres:// or postgresql:// URL.
+func isPostgresURL(s string) bool {
+	s = strings.ToLower(strings.TrimSpace(s))
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// planPostgres validates the config of a postgres broker and resolves its
+// database's DSN. The first of these that is set decides:
+//
+//  1. dsn or url in the config;
+//  2. EVENTBUS_<NAME>_URI;
+//  3. DATABASE_URL.
+//
+// The settings of NATS brokers (embedded, urls, credentials,
+// deploy_target embedded) are errors that name the field: the plugin
+// would otherwise drop them without a word.
+func planPostgres(name string, cfg *eventbusv1.BrokerConfig, targets []string, getenv func(string) string) (brokerPlan, error) {
+	fail := func(format string, args ...any) (brokerPlan, error) {
+		return brokerPlan{}, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+	}
+	target := strings.TrimSpace(cfg.GetDeployTarget())
+	switch {
+	case target == TargetEmbedded:
+		return fail("deploy_target embedded runs a NATS server in the plugin process; a postgres broker keeps its messages in a database of its own: remove deploy_target or use one of %s", strings.Join(targets, ", "))
+	case target != "" && !slices.Contains(targets, target):
+		return fail("deploy_target %q is not valid for provider postgres; valid targets: %s", target, strings.Join(targets, ", "))
+	case target == "":
+		target = TargetSelfHosted
+	}
+	if bt := strings.TrimSpace(cfg.GetBrokerTarget()); bt != "" && bt != brokerInProcess {
+		return fail("broker_target %q: a postgres broker runs in the plugin process, so the only broker_target is %s", bt, brokerInProcess)
+	}
+	switch {
+	case cfg.GetEmbedded() != nil:
+		return fail("embedded configures the embedded NATS server, which a postgres broker does not run: remove embedded")
+	case len(cfg.GetUrls()) > 0:
+		return fail("urls lists NATS servers; give a postgres broker its database's DSN in dsn (or url)")
+	case cfg.GetCredentials() != nil:
+		return fail("credentials are NATS credentials; a postgres broker takes the database user and password in its DSN")
+	}
+	envVar := URLEnvVar(name)
+	dsn, url := strings.TrimSpace(cfg.GetDsn()), strings.TrimSpace(cfg.GetUrl())
+	var reason string
+	switch {
+	case dsn != "" && url != "" && dsn != url:
+		return fail("dsn and url both name the database (%s, %s); keep one of them", postgres.RedactDSN(dsn), postgres.RedactDSN(url))
+	case dsn != "" || url != "":
+		dsn = cmp.Or(dsn, url)
+		reason = "dsn/url in the config"
+	case strings.TrimSpace(getenv(envVar)) != "":
+		dsn, reason = strings.TrimSpace(getenv(envVar)), envVar+" is set"
+	case strings.TrimSpace(getenv(databaseURLEnv)) != "":
+		dsn, reason = strings.TrimSpace(getenv(databaseURLEnv)), databaseURLEnv+" is set"
+	default:
+		return fail("provider postgres needs the database's DSN (postgres://user:password@host:5432/db): set dsn (or url), or %s, or %s", envVar, databaseURLEnv)
+	}
+	pc := postgres.Config{
+		DSN:             dsn,
+		Schema:          cfg.GetSchema(),
+		PollInterval:    duration(cfg.GetPollInterval()),
+		MaxConns:        cfg.GetMaxConns(),
+		PollOnly:        cfg.Notify != nil && !cfg.GetNotify(),
+		ApplicationName: cmp.Or(cfg.GetConnectionName(), name),
+	}
+	if err := pc.Validate(); err != nil {
+		// The error names the field (dsn, schema, poll_interval, max_conns).
+		return fail("%w (DSN from %s)", err, reason)
+	}
+	maxPayload := int(cfg.GetMaxPayload())
+	if maxPayload < 0 || maxPayload > maxPostgresPayload {
+		return fail("max_payload %d is not between 1 and %d (0 means %d)", maxPayload, maxPostgresPayload, postgres.DefaultMaxPayload)
+	}
+	return brokerPlan{provider: providerPostgres, target: target, postgres: pc, pgMaxPayload: maxPayload, reason: reason}, nil
+}
+
 // URLEnvVar is the environment variable that gives the URL of the broker
 // module name: EVENTBUS_<NAME>_URI, upper-cased with '-' and '.' as '_'.
 func URLEnvVar(name string) string {
@@ -203,27 +347,28 @@ func splitURLs(dsn, url string, urls []string) []string {
 	return out
 }
 
-// broker is an eventbus.broker module: one connection to a NATS server, or
-// an embedded server and its connection. Start is idempotent, so modules
-// that depend on the broker can start it themselves, whatever order the host
-// starts modules in.
+// broker is an eventbus.broker module: one connection to a NATS server, an
+// embedded server and its connection, or a PostgreSQL connection pool.
+// Start is idempotent, so modules that depend on the broker can start it
+// themselves, whatever order the host starts modules in.
 type broker struct {
-	name string
-	plan brokerPlan
-	log  *slog.Logger
-	opts []jetstream.Option
+	name   string
+	plan   brokerPlan
+	log    *slog.Logger
+	opts   []jetstream.Option
+	pgOpts []postgres.Option
 
 	mu  sync.Mutex
 	srv *embedded.Server
 	bus bus.Bus
 }
 
-func newBroker(name string, cfg *eventbusv1.BrokerConfig, configDir string, getenv func(string) string, log *slog.Logger, opts []jetstream.Option) (*broker, error) {
+func newBroker(name string, cfg *eventbusv1.BrokerConfig, configDir string, getenv func(string) string, log *slog.Logger, opts []jetstream.Option, pgOpts []postgres.Option) (*broker, error) {
 	plan, err := planBroker(name, cfg, configDir, getenv)
 	if err != nil {
 		return nil, err
 	}
-	return &broker{name: name, plan: plan, log: log.With("broker", name), opts: opts}, nil
+	return &broker{name: name, plan: plan, log: log.With("broker", name), opts: opts, pgOpts: pgOpts}, nil
 }
 
 func (b *broker) Init(context.Context) error { return nil }
@@ -246,9 +391,12 @@ func (b *broker) ensure(ctx context.Context) (bus.Bus, error) {
 		jb  bus.Bus
 		err error
 	)
-	if b.plan.target == TargetEmbedded {
+	switch {
+	case b.plan.provider == providerPostgres:
+		jb, err = b.connectPostgres(ctx)
+	case b.plan.target == TargetEmbedded:
 		jb, err = b.startEmbedded(ctx)
-	} else {
+	default:
 		jb, err = b.connect(ctx)
 	}
 	if err != nil {
@@ -325,6 +473,24 @@ func (b *broker) connect(ctx context.Context) (bus.Bus, error) {
 	return jb, nil
 }
 
+// connectPostgres connects to the broker's database and migrates its
+// schema. A database that cannot be reached is an error naming it, its
+// password left out.
+func (b *broker) connectPostgres(ctx context.Context) (bus.Bus, error) {
+	cfg := b.plan.postgres
+	opts := []postgres.Option{postgres.WithLogger(b.log)}
+	if b.plan.pgMaxPayload > 0 {
+		opts = append(opts, postgres.WithMaxPayload(b.plan.pgMaxPayload))
+	}
+	pb, err := postgres.Connect(ctx, cfg, append(opts, b.pgOpts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("database %s (DSN from %s): %w", postgres.RedactDSN(cfg.DSN), b.plan.reason, err)
+	}
+	schema := cmp.Or(cfg.Schema, postgres.DefaultSchema)
+	b.log.Info("connected to PostgreSQL", "dsn", postgres.RedactDSN(cfg.DSN), "schema", schema, "notify", !cfg.PollOnly, "reason", b.plan.reason)
+	return pb, nil
+}
+
 // redactURLs returns urls with any password or token in them replaced.
 func redactURLs(urls []string) []string {
 	out := make([]string, len(urls))
@@ -366,4 +532,7 @@ func (b *broker) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-var _ bus.Bus = (*jetstream.Bus)(nil)
+var (
+	_ bus.Bus = (*jetstream.Bus)(nil)
+	_ bus.Bus = (*postgres.Bus)(nil)
+)

@@ -108,6 +108,8 @@ func TestBrokerMaxPayload(t *testing.T) {
 		{"alias, float", eventbus.TypeBrokerAlias, "bus", map[string]any{"embedded": map[string]any{"max_payload": float64(2 << 20)}}, 2 << 20, true},
 		{"external by url", eventbus.TypeBroker, "bus", map[string]any{"url": "nats://nats.example:4222"}, 64 << 20, true},
 		{"external by environment", eventbus.TypeBroker, "remote", nil, 64 << 20, true},
+		{"postgres default", eventbus.TypeBroker, "bus", map[string]any{"provider": "postgres", "dsn": "postgres://db/app"}, 1 << 20, true},
+		{"postgres raised", eventbus.TypeBroker, "bus", map[string]any{"provider": "pgchannel", "dsn": "postgres://db/app", "max_payload": 16 << 20}, 16 << 20, true},
 		{"not a broker", eventbus.TypeStream, "s", map[string]any{"name": "S"}, 0, false},
 		{"unreadable config", eventbus.TypeBroker, "bus", map[string]any{"embedded": map[string]any{"max_payload": "lots"}}, 0, false},
 	}

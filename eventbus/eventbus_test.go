@@ -91,13 +91,13 @@ func (a *app) exec(s eventbus.Step, config, current map[string]any) map[string]a
 	return out
 }
 
-func ordersApp(t *testing.T, consumer map[string]any) *app {
+func ordersApp(t *testing.T, be backend, consumer map[string]any) *app {
 	base := map[string]any{"stream_name": "ORDERS"}
 	for k, v := range consumer {
 		base[k] = v
 	}
 	return newApp(t,
-		embeddedBroker(t, "bus"),
+		be.broker(t, "bus"),
 		decl{eventbus.TypeStream, "orders", map[string]any{"name": "ORDERS", "subjects": []any{"orders.>"}}},
 		decl{eventbus.TypeConsumer, "worker", base},
 	)
@@ -105,7 +105,11 @@ func ordersApp(t *testing.T, consumer map[string]any) *app {
 
 func TestPublishConsumeAck(t *testing.T) {
 	t.Parallel()
-	a := ordersApp(t, nil)
+	forEachBackend(t, testPublishConsumeAck)
+}
+
+func testPublishConsumeAck(t *testing.T, be backend) {
+	a := ordersApp(t, be, nil)
 	pubCfg := map[string]any{"subject": "orders.created", "payload": map[string]any{"id": float64(7)}, "headers": map[string]any{"x-src": "test"}, "msg_id": "o-7"}
 	pub := a.step(eventbus.StepPublish, pubCfg)
 	out := a.exec(pub, pubCfg, nil)
@@ -141,7 +145,11 @@ func TestPublishConsumeAck(t *testing.T) {
 
 func TestSettleSteps(t *testing.T) {
 	t.Parallel()
-	a := ordersApp(t, map[string]any{"ack_wait": "30s"})
+	forEachBackend(t, testSettleSteps)
+}
+
+func testSettleSteps(t *testing.T, be backend) {
+	a := ordersApp(t, be, map[string]any{"ack_wait": "30s"})
 	pubCfg := map[string]any{"subject": "orders.x", "payload": "plain text"}
 	a.exec(a.step(eventbus.StepPublish, pubCfg), pubCfg, nil)
 	conCfg := map[string]any{"consumer": "worker", "max_wait": "2s", "batch_size": "1"}
@@ -201,9 +209,13 @@ func (m *countingMetrics) all() []string {
 // the stream and consumer the token came from.
 func TestMetricsByStreamAndConsumer(t *testing.T) {
 	t.Parallel()
+	forEachBackend(t, testMetricsByStreamAndConsumer)
+}
+
+func testMetricsByStreamAndConsumer(t *testing.T, be backend) {
 	m := &countingMetrics{}
 	a := newAppWith(t, eventbus.Options{Metrics: m},
-		embeddedBroker(t, "bus"),
+		be.broker(t, "bus"),
 		decl{eventbus.TypeStream, "orders", map[string]any{"name": "ORDERS", "subjects": []any{"orders.>"}}},
 		decl{eventbus.TypeStream, "audit", map[string]any{"name": "AUDIT", "subjects": []any{"audit.>"}}},
 		decl{eventbus.TypeConsumer, "worker", map[string]any{"stream_name": "ORDERS"}},
@@ -248,7 +260,11 @@ func TestMetricsByStreamAndConsumer(t *testing.T) {
 // without the field still settles the triggering message.
 func TestExplicitAckTokenRenderedEmpty(t *testing.T) {
 	t.Parallel()
-	a := ordersApp(t, map[string]any{"ack_wait": "30s"})
+	forEachBackend(t, testExplicitAckTokenRenderedEmpty)
+}
+
+func testExplicitAckTokenRenderedEmpty(t *testing.T, be backend) {
+	a := ordersApp(t, be, map[string]any{"ack_wait": "30s"})
 	pubCfg := map[string]any{"subject": "orders.x", "payload": "p"}
 	a.exec(a.step(eventbus.StepPublish, pubCfg), pubCfg, nil)
 	conCfg := map[string]any{"consumer": "worker", "max_wait": "2s", "batch_size": "1"}
@@ -277,10 +293,14 @@ func TestExplicitAckTokenRenderedEmpty(t *testing.T) {
 
 func TestDeclarationOrderDoesNotMatter(t *testing.T) {
 	t.Parallel()
+	forEachBackend(t, testDeclarationOrderDoesNotMatter)
+}
+
+func testDeclarationOrderDoesNotMatter(t *testing.T, be backend) {
 	a := newApp(t,
 		decl{eventbus.TypeConsumer, "worker", map[string]any{"stream_name": "LATE"}},
 		decl{eventbus.TypeStream, "late", map[string]any{"name": "LATE", "subjects": []any{"late.>"}}},
-		embeddedBroker(t, "bus"),
+		be.broker(t, "bus"),
 	)
 	cfg := map[string]any{"subject": "late.one", "payload": "x"}
 	a.exec(a.step(eventbus.StepPublish, cfg), cfg, nil)
@@ -292,7 +312,11 @@ func TestDeclarationOrderDoesNotMatter(t *testing.T) {
 
 func TestTemplatedNumberField(t *testing.T) {
 	t.Parallel()
-	a := ordersApp(t, nil)
+	forEachBackend(t, testTemplatedNumberField)
+}
+
+func testTemplatedNumberField(t *testing.T, be backend) {
+	a := ordersApp(t, be, nil)
 	for i := range 3 {
 		cfg := map[string]any{"subject": fmt.Sprintf("orders.%d", i), "payload": "p"}
 		a.exec(a.step(eventbus.StepPublish, cfg), cfg, nil)
@@ -307,8 +331,12 @@ func TestTemplatedNumberField(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	t.Parallel()
+	forEachBackend(t, testBadInput)
+}
+
+func testBadInput(t *testing.T, be backend) {
 	a := newApp(t,
-		embeddedBroker(t, "bus"),
+		be.broker(t, "bus"),
 		decl{eventbus.TypeStream, "small", map[string]any{"name": "SMALL", "subjects": []any{"small.>"}, "max_msg_size": float64(64)}},
 	)
 	ctx := context.Background()
@@ -410,15 +438,12 @@ func TestBadInput(t *testing.T) {
 
 func TestReferenceConfigNames(t *testing.T) {
 	t.Parallel()
+	forEachBackend(t, testReferenceConfigNames)
+}
+
+func testReferenceConfigNames(t *testing.T, be backend) {
 	a := newApp(t,
-		decl{eventbus.TypeBrokerAlias, "events", map[string]any{
-			"provider": "nats", "deploy_target": "embedded", "version": "2.10", "replicas": float64(1),
-			"jetstream":     map[string]any{"enabled": true, "max_storage_bytes": float64(1 << 30), "max_memory_bytes": float64(1 << 28), "max_age": "24h"},
-			"limits":        map[string]any{"cpu": "500m", "memory": "512Mi", "storage": "10Gi"},
-			"poll_interval": "1s", "broker_target": "in_process", "max_conns": float64(4),
-			"_config_dir": "/somewhere",
-			"embedded":    map[string]any{"port": float64(-1), "store_dir": t.TempDir()},
-		}},
+		be.reference(t, "events"),
 		decl{eventbus.TypeStreamAlias, "jobs", map[string]any{
 			"name": "JOBS", "subjects": []any{"jobs.>"}, "retention_policy": "RETENTION_POLICY_WORKQUEUE",
 			"num_replicas": float64(1), "max_bytes": float64(1 << 20), "max_age": "1h", "ack_wait": "45s", "broker_ref": "events",
@@ -471,9 +496,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestSubscribeTrigger(t *testing.T) {
 	t.Parallel()
+	forEachBackend(t, testSubscribeTrigger)
+}
+
+func testSubscribeTrigger(t *testing.T, be backend) {
 	const total = 300
 	a := newApp(t,
-		embeddedBroker(t, "bus"),
+		be.broker(t, "bus"),
 		decl{eventbus.TypeStream, "orders", map[string]any{"name": "ORDERS", "subjects": []any{"orders.>"}}},
 		decl{eventbus.TypeStream, "dlq", map[string]any{"name": "DLQ", "subjects": []any{"dlq.>"}}},
 		decl{eventbus.TypeConsumer, "worker", map[string]any{
@@ -569,13 +598,17 @@ func newDLQReader(t *testing.T, a *app) eventbus.Step {
 // run exactly once, on its first delivery.
 func TestTriggerLongRunsWithBacklogRunOnce(t *testing.T) {
 	t.Parallel()
+	forEachBackend(t, testTriggerLongRunsWithBacklogRunOnce)
+}
+
+func testTriggerLongRunsWithBacklogRunOnce(t *testing.T, be backend) {
 	const (
 		ackWait     = time.Second
 		runFor      = 10 * ackWait
 		concurrency = 2
 		total       = 4
 	)
-	a := ordersApp(t, map[string]any{"ack_wait": ackWait.String()})
+	a := ordersApp(t, be, map[string]any{"ack_wait": ackWait.String()})
 	var (
 		mu       sync.Mutex
 		runs     = map[string]int{}
@@ -628,7 +661,11 @@ func TestTriggerLongRunsWithBacklogRunOnce(t *testing.T) {
 
 func TestTriggerStopWaitsForRuns(t *testing.T) {
 	t.Parallel()
-	a := ordersApp(t, nil)
+	forEachBackend(t, testTriggerStopWaitsForRuns)
+}
+
+func testTriggerStopWaitsForRuns(t *testing.T, be backend) {
+	a := ordersApp(t, be, nil)
 	started, release := make(chan struct{}), make(chan struct{})
 	var finished atomic.Bool
 	tr, err := a.p.CreateTrigger(context.Background(), eventbus.TriggerSubscribe, "pipeline:p", map[string]any{"name": "worker"},
@@ -663,9 +700,13 @@ func TestTriggerStopWaitsForRuns(t *testing.T) {
 
 func TestTwoBrokers(t *testing.T) {
 	t.Parallel()
+	forEachBackend(t, testTwoBrokers)
+}
+
+func testTwoBrokers(t *testing.T, be backend) {
 	a := newApp(t,
-		embeddedBroker(t, "east"),
-		embeddedBroker(t, "west"),
+		be.broker(t, "east"),
+		be.broker(t, "west"),
 		decl{eventbus.TypeStream, "e", map[string]any{"name": "EV", "subjects": []any{"ev.>"}, "broker_ref": "east"}},
 		decl{eventbus.TypeStream, "w", map[string]any{"name": "WV", "subjects": []any{"ev.>"}, "broker_ref": "west"}},
 	)
@@ -705,9 +746,13 @@ func TestEmbeddedPortInUse(t *testing.T) {
 
 func TestSameNamesOnTwoBrokers(t *testing.T) {
 	t.Parallel()
+	forEachBackend(t, testSameNamesOnTwoBrokers)
+}
+
+func testSameNamesOnTwoBrokers(t *testing.T, be backend) {
 	a := newApp(t,
-		embeddedBroker(t, "east"),
-		embeddedBroker(t, "west"),
+		be.broker(t, "east"),
+		be.broker(t, "west"),
 		decl{eventbus.TypeStream, "orders-east", map[string]any{"name": "ORDERS", "subjects": []any{"orders.>"}, "broker_ref": "east"}},
 		decl{eventbus.TypeStream, "orders-west", map[string]any{"name": "ORDERS", "subjects": []any{"orders.>"}, "broker_ref": "west"}},
 		decl{eventbus.TypeConsumer, "worker-east", map[string]any{"name": "worker", "stream_name": "ORDERS", "broker_ref": "east"}},

@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"github.com/wfeventbus/eventbus/bus/embedded"
+	"github.com/wfeventbus/eventbus/bus/postgres"
 	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
 )
 
@@ -10,7 +11,8 @@ const natsMaxPayload = 64 << 20
 
 // BrokerMaxPayload returns the largest message, headers included, that the
 // broker a module declares accepts: the embedded server's max_payload
-// (default 1 MiB), or for a broker reached by URL the largest any NATS
+// (default 1 MiB), a postgres broker's max_payload (default 1 MiB), or for
+// a NATS broker reached by URL the largest any NATS
 // server accepts (64 MiB), that server's own setting being known only once
 // connected. The config is read as CreateModule reads it; ok is false for a
 // module that is no broker or whose config does not read, which
@@ -26,6 +28,12 @@ func BrokerMaxPayload(typ, name string, config map[string]any, getenv func(strin
 	plan, err := planBroker(name, cfg, "", getenv)
 	if err != nil {
 		return 0, false
+	}
+	if plan.provider == providerPostgres {
+		if plan.pgMaxPayload > 0 {
+			return plan.pgMaxPayload, true
+		}
+		return postgres.DefaultMaxPayload, true
 	}
 	if plan.target != TargetEmbedded {
 		return natsMaxPayload, true

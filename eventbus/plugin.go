@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wfeventbus/eventbus/bus/jetstream"
+	"github.com/wfeventbus/eventbus/bus/postgres"
 	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
 	"github.com/wfeventbus/eventbus/internal/envref"
 	"github.com/wfeventbus/eventbus/internal/protomap"
@@ -91,8 +92,11 @@ type Options struct {
 	// Getenv resolves broker URLs from the environment (EVENTBUS_<NAME>_URI,
 	// NATS_URL); nil reads nothing.
 	Getenv func(string) string
-	// BusOptions are passed to every broker's bus.
+	// BusOptions are passed to the bus of every NATS broker.
 	BusOptions []jetstream.Option
+	// PostgresOptions are passed to the bus of every postgres broker,
+	// after the plugin's own (logger, max payload).
+	PostgresOptions []postgres.Option
 	// Metrics receives counts of what the plugin does; nil counts nothing.
 	Metrics Metrics
 }
@@ -102,6 +106,7 @@ type Plugin struct {
 	log     *slog.Logger
 	getenv  func(string) string
 	busOpts []jetstream.Option
+	pgOpts  []postgres.Option
 	metrics Metrics
 
 	mu        sync.Mutex
@@ -125,6 +130,7 @@ func New(opts Options) *Plugin {
 		log:       log,
 		getenv:    opts.Getenv,
 		busOpts:   opts.BusOptions,
+		pgOpts:    opts.PostgresOptions,
 		metrics:   m,
 		brokers:   map[string]*broker{},
 		streams:   map[string][]*streamModule{},
@@ -185,7 +191,7 @@ func (p *Plugin) CreateModule(_ context.Context, typ, name string, config map[st
 			return nil, err
 		}
 		configDir, _ := config["_config_dir"].(string)
-		b, err := newBroker(name, cfg, configDir, p.getenv, p.log, p.busOpts)
+		b, err := newBroker(name, cfg, configDir, p.getenv, p.log, p.busOpts, p.pgOpts)
 		if err != nil {
 			return nil, err
 		}

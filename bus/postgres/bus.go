@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -65,11 +67,10 @@ func Connect(ctx context.Context, cfg Config, opts ...Option) (*Bus, error) {
 	if err != nil {
 		return nil, err
 	}
-	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	pcfg, err := cfg.poolConfig()
 	if err != nil {
-		return nil, configError("dsn", "%v", err)
+		return nil, err
 	}
-	pcfg.MaxConns = cfg.MaxConns
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, configError("dsn", "%v", err)
@@ -110,8 +111,16 @@ func newBus(ctx context.Context, pool *pgxpool.Pool, cfg Config, opts []Option) 
 	}
 	if err := migrate(ctx, pool, cfg.Schema); err != nil {
 		if errors.Is(err, bus.ErrNotConnected) {
-			return nil, fmt.Errorf("%w: cannot reach PostgreSQL at %s: start it there or correct the dsn: %w",
-				bus.ErrNotConnected, pool.Config().ConnConfig.Host, err)
+			// pgx reports every address and TLS mode it tried, over
+			// several lines; the network error says it in one.
+			cause := err
+			var opErr *net.OpError
+			if errors.As(err, &opErr) {
+				cause = opErr
+			}
+			cc := pool.Config().ConnConfig
+			return nil, fmt.Errorf("%w: cannot reach PostgreSQL at %s (%w): start it there or correct the dsn",
+				bus.ErrNotConnected, net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))), cause)
 		}
 		return nil, err
 	}
@@ -196,6 +205,7 @@ func (b *Bus) settleReady() error {
 type statements struct {
 	schema        string
 	publish       string
+	publishPlain  string
 	fetch         string
 	settle        string
 	notify        string
@@ -206,8 +216,22 @@ type statements struct {
 
 func newStatements(schema string) statements {
 	return statements{
-		schema:        schema,
-		publish:       inSchema(schema, `SELECT o_idx, o_seq, o_status FROM {{S}}.publish($1, $2, $3, $4, $5, $6, $7, $8)`),
+		schema:  schema,
+		publish: inSchema(schema, `SELECT o_idx, o_seq, o_status FROM {{S}}.publish($1, $2, $3, $4, $5, $6, $7, $8)`),
+		// The publish function's first path as one statement, without its
+		// call: the stream's row is locked and its sequences taken first,
+		// then the messages stored with times taken after the lock. No row
+		// comes back when the stream is at another version or refuses
+		// messages when full (discard new with a limit).
+		publishPlain: inSchema(schema, `WITH s AS (
+	UPDATE {{S}}.streams st SET last_seq = st.last_seq + cardinality($3::text[])
+	WHERE st.id = $1 AND st.version = $2 AND NOT (st.discard = 1 AND (st.max_msgs > 0 OR st.max_bytes > 0))
+	RETURNING st.last_seq - cardinality($3::text[]) AS first_free),
+ins AS (
+	INSERT INTO {{S}}.messages (stream_id, seq, subject, payload, headers, published_at, size)
+	SELECT $1, s.first_free + u.o, u.subj, u.pay, u.hdr, clock_timestamp(), u.sz
+	FROM s, unnest($3::text[], $4::bytea[], $5::bytea[], $6::int[]) WITH ORDINALITY AS u(subj, pay, hdr, sz, o))
+SELECT first_free + 1 FROM s`),
 		fetch:         inSchema(schema, `SELECT * FROM {{S}}.fetch($1, $2)`),
 		settle:        inSchema(schema, `SELECT o_consumer, o_seq FROM {{S}}.settle($1, $2, $3, $4, $5)`),
 		notify:        inSchema(schema, `SELECT {{S}}.notify($1, $2)`),

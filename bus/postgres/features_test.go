@@ -190,8 +190,35 @@ func TestConcurrentMigration(t *testing.T) {
 	if err := conn.QueryRow(t.Context(), fmt.Sprintf(`SELECT max(version), count(*) FROM %q.schema_version`, schema)).Scan(&versions, &rows); err != nil {
 		t.Fatal(err)
 	}
-	if versions != 1 || rows != 1 {
-		t.Errorf("schema_version holds %d rows, max %d; want one row, version 1", rows, versions)
+	if versions != 2 || rows != 1 {
+		t.Errorf("schema_version holds %d rows, max %d; want one row, version 2", rows, versions)
+	}
+	// A schema left at version 1 is brought to version 2 by the next Bus,
+	// and works.
+	if _, err := conn.Exec(t.Context(), fmt.Sprintf(`UPDATE %q.schema_version SET version = 1`, schema)); err != nil {
+		t.Fatal(err)
+	}
+	b := newBus(t, pg.dsn, schema)
+	if err := conn.QueryRow(t.Context(), fmt.Sprintf(`SELECT max(version), count(*) FROM %q.schema_version`, schema)).Scan(&versions, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if versions != 2 || rows != 1 {
+		t.Errorf("after the upgrade schema_version holds %d rows, max %d; want one row, version 2", rows, versions)
+	}
+	if _, err := b.EnsureStream(t.Context(), bus.StreamConfig{Name: "M", Subjects: []string{"m.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.EnsureConsumer(t.Context(), bus.ConsumerConfig{Durable: "c", Stream: "M", FilterSubjects: []string{"m.b"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, subject := range []string{"m.a", "m.b", "m.a", "m.b"} {
+		if _, err := b.Publish(t.Context(), bus.OutgoingMessage{Subject: subject}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := b.Fetch(t.Context(), "M", "c", bus.FetchOptions{Batch: 10, MaxWait: 5 * time.Second})
+	if err != nil || len(msgs) != 2 || msgs[0].StreamSequence != 2 || msgs[1].StreamSequence != 4 {
+		t.Fatalf("fetch on the upgraded schema: %d messages, %v", len(msgs), err)
 	}
 }
 

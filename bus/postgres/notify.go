@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -61,11 +62,22 @@ const notifyTimeout = 5 * time.Second
 // own, after the commit: while one is sent, further publishes only mark,
 // so notifications never outnumber what the lock can take, however many
 // messages are published.
+//
+// When no other session listens on the channel (an app of one process,
+// whose own fetches are woken directly), nothing is sent at all: the
+// notifier looks in pg_stat_activity, at most once per poll interval. A
+// process that starts listening meanwhile finds the messages by polling
+// until the notifier looks again.
 type notifier struct {
 	b     *Bus
 	mu    sync.Mutex
 	dirty map[string]struct{}
 	kick  chan struct{}
+
+	// Used by run only: whether other sessions listen, as last seen, and
+	// when that was.
+	others  bool
+	checked time.Time
 }
 
 func newNotifier(b *Bus) *notifier {
@@ -101,13 +113,35 @@ func (n *notifier) run() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(n.b.ctx, notifyTimeout)
-		_, err := n.b.pool.Exec(ctx, n.b.sql.notify, n.b.cfg.Schema, streams)
+		var err error
+		if n.othersListen(ctx) {
+			_, err = n.b.pool.Exec(ctx, n.b.sql.notify, n.b.cfg.Schema, streams)
+		}
 		cancel()
 		if err != nil && n.b.ctx.Err() == nil {
 			// Other processes find the messages when they next poll.
 			n.b.log.Debug("notify failed; other processes will find the messages by polling", "error", err)
 		}
 	}
+}
+
+// othersListen reports whether a session other than this Bus's listener
+// listens on its channel, asking pg_stat_activity at most once per poll
+// interval. A session whose query this role may not see counts as one
+// that listens, and so does any failure to ask: an unneeded NOTIFY costs
+// little, a missing one a poll interval of latency.
+func (n *notifier) othersListen(ctx context.Context) bool {
+	if !n.checked.IsZero() && time.Since(n.checked) < n.b.cfg.PollInterval {
+		return n.others
+	}
+	n.checked = time.Now()
+	err := n.b.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> $2 AND backend_type = 'client backend'
+			AND (query = $1 OR query LIKE '<%>'))`, n.b.sql.listen, int64(n.b.listen.pid.Load())).Scan(&n.others)
+	if err != nil {
+		n.others = true
+	}
+	return n.others
 }
 
 const (
@@ -122,6 +156,9 @@ const (
 // streams named in notifications.
 type listener struct {
 	b *Bus
+	// pid is the server process of the LISTEN connection, 0 while there
+	// is none.
+	pid atomic.Uint32
 }
 
 func newListener(b *Bus) *listener { return &listener{b: b} }
@@ -162,6 +199,8 @@ func (l *listener) listen() (connected bool, err error) {
 	if _, err := conn.Exec(l.b.ctx, l.b.sql.listen); err != nil {
 		return false, err
 	}
+	l.pid.Store(conn.PgConn().PID())
+	defer l.pid.Store(0)
 	// Notifications sent while nobody listened are lost: look again.
 	l.b.waits.wakeAll()
 	for {

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wfeventbus/eventbus/bus"
 )
@@ -54,7 +57,69 @@ type Config struct {
 	// Needed behind PgBouncer in transaction pooling mode, which cannot
 	// carry LISTEN.
 	PollOnly bool
+	// ApplicationName names the Bus's connections in pg_stat_activity
+	// unless the DSN sets application_name itself.
+	ApplicationName string
 }
+
+// Validate checks cfg as Connect does before it connects, with no I/O:
+// the DSN must parse, the other fields be in range. Errors wrap
+// bus.ErrInvalidConfig and name the field; none holds the DSN's password.
+func (cfg Config) Validate() error {
+	cfg, err := cfg.withDefaults(true)
+	if err != nil {
+		return err
+	}
+	_, err = cfg.poolConfig()
+	return err
+}
+
+// poolConfig is the pool configuration cfg (with defaults) means.
+func (cfg Config) poolConfig() (*pgxpool.Config, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		// pgconn's error shows the DSN with its password masked.
+		return nil, configError("dsn", "%v", err)
+	}
+	pcfg.MaxConns = cfg.MaxConns
+	if _, set := pcfg.ConnConfig.RuntimeParams["application_name"]; !set && cfg.ApplicationName != "" {
+		pcfg.ConnConfig.RuntimeParams["application_name"] = cfg.ApplicationName
+	}
+	return pcfg, nil
+}
+
+// RedactDSN returns dsn, a URL or key=value connection string, with its
+// password replaced by "redacted", for logs and error messages.
+func RedactDSN(dsn string) string {
+	const mask = "redacted"
+	if strings.Contains(dsn, "://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			// Unparsable, but a password still sits between the last ':'
+			// before the last '@' and that '@'.
+			if at := strings.LastIndex(dsn, "@"); at >= 0 {
+				head := dsn[:at]
+				if c := strings.LastIndex(head, ":"); c > strings.Index(head, "://")+2 {
+					return head[:c+1] + mask + dsn[at:]
+				}
+			}
+			return dsn
+		}
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), mask)
+		}
+		if q := u.Query(); q.Has("password") {
+			q.Set("password", mask)
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	return kvPassword.ReplaceAllString(dsn, "${1}"+mask)
+}
+
+// kvPassword matches the value of password in a key=value connection
+// string: quoted (with \' escapes) or up to the next space.
+var kvPassword = regexp.MustCompile(`(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]*)`)
 
 // withDefaults checks cfg and fills in its zero fields. needDSN is set when
 // the Bus makes its own pool.

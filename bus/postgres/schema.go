@@ -367,6 +367,118 @@ BEGIN
 	END IF;
 END $$;
 `,
+	// 2: a filtered consumer's fetch scans windows that start small and
+	// grow, instead of reading 10000 sequences each time.
+	`
+CREATE OR REPLACE FUNCTION {{S}}.fetch(p_consumer bigint, p_batch int)
+RETURNS TABLE (o_seq bigint, o_subject text, o_payload bytea, o_headers bytea, o_published_at timestamptz,
+	o_delivery int, o_consumer_seq bigint, o_due_in float8)
+LANGUAGE plpgsql AS $$
+DECLARE
+	c {{S}}.consumers%ROWTYPE;
+	v_now timestamptz := clock_timestamp();
+	v_got int := 0;
+	v_n int := 0;
+	v_room int;
+	v_pending int;
+	v_last bigint;
+	v_lo bigint;
+	v_hi bigint;
+	v_due bigint[];
+	v_new bigint[];
+	v_scanned bigint;
+	v_win bigint;
+BEGIN
+	PERFORM set_config('synchronous_commit', 'off', true);
+	SELECT * INTO c FROM {{S}}.consumers WHERE id = p_consumer FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'the consumer does not exist' USING ERRCODE = 'P0002';
+	END IF;
+	IF c.ack_policy <> 1 THEN
+		IF c.max_deliver > 0 THEN
+			DELETE FROM {{S}}.deliveries d
+			WHERE d.consumer_id = p_consumer AND d.visible_at <= v_now AND d.delivery_count >= c.max_deliver;
+		END IF;
+		v_due := ARRAY(SELECT d.seq FROM {{S}}.deliveries d
+			WHERE d.consumer_id = p_consumer AND d.visible_at <= v_now
+			ORDER BY d.visible_at, d.seq LIMIT p_batch);
+		IF cardinality(v_due) > 0 THEN
+			RETURN QUERY
+			WITH upd AS (
+				UPDATE {{S}}.deliveries d
+				SET delivery_count = d.delivery_count + 1, nakd = false,
+					visible_at = v_now + {{S}}.wait_for(c.ack_wait_ns, c.backoff_ns, d.delivery_count + 1)
+				WHERE d.consumer_id = p_consumer AND d.seq = ANY(v_due)
+				RETURNING d.seq, d.delivery_count)
+			SELECT m.seq, m.subject, m.payload, m.headers, m.published_at, upd.delivery_count,
+				c.delivered + row_number() OVER (ORDER BY m.seq), NULL::float8
+			FROM {{S}}.messages m JOIN upd ON upd.seq = m.seq
+			WHERE m.stream_id = c.stream_id AND m.seq = ANY(v_due)
+			ORDER BY m.seq;
+			GET DIAGNOSTICS v_got = ROW_COUNT;
+		END IF;
+	END IF;
+
+	v_room := p_batch - v_got;
+	IF v_room > 0 AND c.ack_policy <> 1 AND c.max_ack_pending > 0 THEN
+		SELECT count(*) INTO v_pending FROM (
+			SELECT 1 FROM {{S}}.deliveries d WHERE d.consumer_id = p_consumer AND d.delivery_count > 0
+			LIMIT c.max_ack_pending) x;
+		v_room := least(v_room, c.max_ack_pending - v_pending);
+	END IF;
+	v_scanned := c.scanned_seq;
+	IF v_room > 0 THEN
+		-- last_seq is read before the messages, in an earlier snapshot:
+		-- every sequence up to it is committed and visible below.
+		SELECT s.last_seq INTO v_last FROM {{S}}.streams s WHERE s.id = c.stream_id;
+		v_lo := c.scanned_seq;
+		-- Windows of sequences, so that a scan never reads more than one
+		-- window, until messages are found or the stream's end is reached.
+		-- Without a filter a window is the room left; with one it starts
+		-- at twice that, enough when most subjects match, and grows
+		-- fourfold up to 10000 while too few do.
+		v_win := CASE WHEN c.filter_regex IS NULL THEN v_room ELSE greatest(2 * v_room, 100) END;
+		WHILE v_lo < v_last LOOP
+			v_hi := least(v_last, v_lo + v_win);
+			v_new := ARRAY(SELECT m.seq FROM {{S}}.messages m
+				WHERE m.stream_id = c.stream_id AND m.seq > v_lo AND m.seq <= v_hi
+					AND (c.filter_regex IS NULL OR m.subject ~ c.filter_regex)
+				ORDER BY m.seq LIMIT v_room);
+			IF cardinality(v_new) >= v_room THEN
+				v_scanned := v_new[v_room];
+				EXIT;
+			END IF;
+			v_scanned := v_hi;
+			EXIT WHEN cardinality(v_new) > 0;
+			v_lo := v_hi;
+			IF c.filter_regex IS NOT NULL THEN
+				v_win := least(v_win * 4, 10000);
+			END IF;
+		END LOOP;
+		IF cardinality(v_new) > 0 THEN
+			IF c.ack_policy <> 1 THEN
+				INSERT INTO {{S}}.deliveries (consumer_id, seq, delivery_count, visible_at)
+				SELECT p_consumer, x, 1, v_now + {{S}}.wait_for(c.ack_wait_ns, c.backoff_ns, 1) FROM unnest(v_new) AS x;
+			END IF;
+			RETURN QUERY
+			SELECT m.seq, m.subject, m.payload, m.headers, m.published_at, 1,
+				c.delivered + v_got + row_number() OVER (ORDER BY m.seq), NULL::float8
+			FROM {{S}}.messages m
+			WHERE m.stream_id = c.stream_id AND m.seq = ANY(v_new)
+			ORDER BY m.seq;
+			GET DIAGNOSTICS v_n = ROW_COUNT;
+		END IF;
+	END IF;
+	IF v_got + v_n > 0 OR v_scanned <> c.scanned_seq THEN
+		UPDATE {{S}}.consumers SET scanned_seq = v_scanned, delivered = c.delivered + v_got + v_n WHERE id = p_consumer;
+	END IF;
+	IF v_got + v_n = 0 THEN
+		RETURN QUERY SELECT NULL::bigint, NULL::text, NULL::bytea, NULL::bytea, NULL::timestamptz, NULL::int, NULL::bigint,
+			(SELECT extract(epoch FROM min(d.visible_at) - v_now)::float8 FROM {{S}}.deliveries d
+			 WHERE d.consumer_id = p_consumer AND d.visible_at > v_now);
+	END IF;
+END $$;
+`,
 }
 
 // schemaVersion is the version this package writes and reads.

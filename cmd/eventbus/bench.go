@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -39,10 +40,20 @@ func newBenchCmd(d deps, g *globals) *cobra.Command {
 			"the plugin process's resident memory, followed by the targets and whether\n" +
 			"they were met. Progress goes to stderr; the default settings take about two\n" +
 			"and a half minutes on two cores. The bench process is the host and paces its\n" +
-			"garbage collector as eventbus run does (GOGC=400 unless GOGC is set).",
+			"garbage collector as eventbus run does (GOGC=400 unless GOGC is set).\n\n" +
+			"With a PostgreSQL database (--postgres DSN, or DATABASE_URL) it then measures\n" +
+			"the postgres backend next to raw pgx on that database: the publish steps\n" +
+			"against a raw INSERT per transaction and a raw multi-row INSERT, fetch and ack\n" +
+			"in batches of 100 against a raw SELECT ... FOR UPDATE SKIP LOCKED and settle,\n" +
+			"the trigger against its JetStream figure, publish-to-pipeline latency with\n" +
+			"NOTIFY, and the latency of a fetch as the backlog behind it grows. Without a\n" +
+			"database that section is left out, and the report says so. --watermill runs\n" +
+			"a program built from internal/bench/watermill on the same database and\n" +
+			"reports Watermill's SQL pub/sub beside the same ceilings.",
 		Example: "  eventbus bench\n" +
 			"  eventbus bench --json > bench.json\n" +
-			"  eventbus bench --duration 1s --trigger-messages 20000 --latency-duration 3s",
+			"  eventbus bench --duration 1s --trigger-messages 20000 --latency-duration 3s\n" +
+			"  eventbus bench --postgres postgres:///bench --watermill /tmp/watermill-bench",
 		Args: withUsageErrors(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			hostgc.Set(d.lookupEnv)
@@ -64,6 +75,14 @@ func newBenchCmd(d deps, g *globals) *cobra.Command {
 	f.DurationVar(&o.cfg.LatencyDuration, "latency-duration", bench.DefaultLatencyDuration, "length of the latency scenario")
 	f.IntVar(&o.cfg.LatencyConcurrency, "latency-concurrency", bench.DefaultLatencyConcurrency, "trigger concurrency of the latency scenario")
 	f.BoolVar(&o.cfg.SkipSyncAlways, "skip-sync-always", false, "leave out the sync_always scenarios")
+	f.StringVar(&o.cfg.PostgresDSN, "postgres", "", "PostgreSQL database of the postgres scenarios (default $DATABASE_URL; none: they are left out); they make schemas of their own there and drop them")
+	f.BoolVar(&o.cfg.PostgresOnly, "postgres-only", false, "measure the postgres scenarios only (the trigger then has no JetStream figure to compare with)")
+	f.IntVar(&o.cfg.PostgresBatchSize, "pg-batch-size", bench.DefaultPostgresBatchSize, "messages per call of the postgres batch publish scenarios")
+	f.IntVar(&o.cfg.PostgresFetchMessages, "pg-fetch-messages", bench.DefaultPostgresFetchMessages, "messages each postgres fetch+ack scenario stores and reads")
+	f.IntVar(&o.cfg.PostgresFetchOps, "pg-fetch-ops", bench.DefaultPostgresFetchOps, "fetches per backlog of the postgres fetch latency scenario")
+	f.IntVar(&o.cfg.PostgresLatencyRate, "pg-latency-rate", bench.DefaultPostgresLatencyRate, "publish rate of the postgres latency scenario, messages per second")
+	f.BoolVar(&o.cfg.PostgresMillion, "pg-backlog-1m", false, "add a backlog of a million messages to the postgres fetch latency scenario (filling it takes a while)")
+	f.StringVar(&o.cfg.Watermill, "watermill", "", "program measuring Watermill's SQL pub/sub on the same database (build it from internal/bench/watermill)")
 	return cmd
 }
 
@@ -78,6 +97,11 @@ func runBench(ctx context.Context, d deps, logger *slog.Logger, o *benchOptions)
 		path = self
 	}
 	cfg := o.cfg
+	if cfg.PostgresDSN == "" {
+		if v, ok := d.lookupEnv("DATABASE_URL"); ok {
+			cfg.PostgresDSN = strings.TrimSpace(v)
+		}
+	}
 	cfg.Progress = d.stderr
 	cfg.Logger = quieter(logger, slog.LevelWarn)
 	cfg.Launcher = bench.Executable(path)

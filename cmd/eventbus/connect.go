@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/pflag"
+
+	"github.com/wfeventbus/eventbus/bus/postgres"
 )
 
 // defaultURL is where pub, sub and streams connect when neither --url nor
@@ -21,26 +23,29 @@ const defaultURL = "nats://127.0.0.1:4222"
 const connectTimeout = 5 * time.Second
 
 // connFlags are the connection flags shared by the commands that talk to a
-// NATS server.
+// broker: a NATS server, or a PostgreSQL database holding a postgres
+// broker's streams.
 type connFlags struct {
 	url      string
 	creds    string
 	user     string
 	password string
 	token    string
+	schema   string
 }
 
 // register adds the connection flags to fs.
 func (c *connFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&c.url, "url", "", "NATS server URL (default $NATS_URL, then "+defaultURL+")")
+	fs.StringVar(&c.url, "url", "", "NATS server URL, or a PostgreSQL DSN (postgres://...) for a postgres broker (default $NATS_URL, then $DATABASE_URL, then "+defaultURL+")")
 	fs.StringVar(&c.creds, "creds", "", "user credentials file (JWT and NKey seed)")
 	fs.StringVar(&c.user, "user", "", "user name")
 	fs.StringVar(&c.password, "password", "", "password for --user")
 	fs.StringVar(&c.token, "token", "", "authentication token")
+	fs.StringVar(&c.schema, "schema", "", "with PostgreSQL, the schema of the broker's tables (default "+postgres.DefaultSchema+")")
 }
 
 // validate reports contradictory connection flags as a usage error.
-func (c *connFlags) validate() error {
+func (c *connFlags) validate(lookupEnv func(string) (string, bool)) error {
 	methods := 0
 	for _, set := range []bool{c.creds != "", c.user != "", c.token != ""} {
 		if set {
@@ -53,19 +58,60 @@ func (c *connFlags) validate() error {
 	if c.password != "" && c.user == "" {
 		return errors.New("--password needs --user")
 	}
+	tgt := c.resolve(lookupEnv)
+	if tgt.postgres && methods > 0 {
+		return fmt.Errorf("--creds, --user and --token log in to NATS; PostgreSQL (%s) takes its user and password in the DSN", tgt.from)
+	}
+	if !tgt.postgres && c.schema != "" {
+		return fmt.Errorf("--schema needs PostgreSQL: a postgres:// --url, or DATABASE_URL without NATS_URL (%s names a NATS server)", tgt.from)
+	}
 	return nil
 }
 
-// resolveURL returns --url when given, else NATS_URL when set, else the
-// default.
-func (c *connFlags) resolveURL(lookupEnv func(string) (string, bool)) string {
-	if c.url != "" {
-		return c.url
+// target is where a command connects.
+type target struct {
+	// url is the NATS server list, or the PostgreSQL DSN.
+	url      string
+	postgres bool
+	// from names the setting that gave url.
+	from string
+}
+
+// resolve returns where to connect. The first of these that is set
+// decides: --url (PostgreSQL when it is a postgres:// or postgresql:// URL
+// or a key=value DSN, NATS otherwise); NATS_URL; DATABASE_URL
+// (PostgreSQL); else the default NATS URL. NATS_URL comes before
+// DATABASE_URL because an app's environment often names its database for
+// other purposes, while NATS_URL names a broker and nothing else.
+func (c *connFlags) resolve(lookupEnv func(string) (string, bool)) target {
+	if u := strings.TrimSpace(c.url); u != "" {
+		return target{url: u, postgres: isPostgresDSN(u), from: "--url"}
 	}
 	if v, ok := lookupEnv("NATS_URL"); ok && strings.TrimSpace(v) != "" {
-		return strings.TrimSpace(v)
+		return target{url: strings.TrimSpace(v), from: "NATS_URL"}
 	}
-	return defaultURL
+	if v, ok := lookupEnv("DATABASE_URL"); ok && strings.TrimSpace(v) != "" {
+		return target{url: strings.TrimSpace(v), postgres: true, from: "DATABASE_URL"}
+	}
+	return target{url: defaultURL, from: "the default"}
+}
+
+// isPostgresDSN reports a PostgreSQL URL or a key=value connection string
+// (which has '=' and no scheme; a NATS URL has neither).
+func isPostgresDSN(s string) bool {
+	lower := strings.ToLower(s)
+	if strings.HasPrefix(lower, "postgres://") || strings.HasPrefix(lower, "postgresql://") {
+		return true
+	}
+	return !strings.Contains(s, "://") && strings.Contains(s, "=")
+}
+
+// shown is the target as it may be printed: without passwords or tokens.
+func (t target) shown() string {
+	if t.postgres {
+		return postgres.RedactDSN(t.url)
+	}
+	return redactURL(t.url)
 }
 
 // connect dials the server the flags describe. A server that cannot be
@@ -75,7 +121,7 @@ func (c *connFlags) connect(ctx context.Context, lookupEnv func(string) (string,
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	serverURL := c.resolveURL(lookupEnv)
+	serverURL := c.resolve(lookupEnv).url
 	timeout := connectTimeout
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < timeout {
 		timeout = time.Until(deadline)

@@ -53,26 +53,60 @@ func TestNoJetStream(t *testing.T) {
 	}
 }
 
-func TestResolveURL(t *testing.T) {
+func TestResolve(t *testing.T) {
 	t.Parallel()
+	const pg = "postgres://app:pw@db/app"
 	tests := []struct {
-		name string
-		flag string
-		env  map[string]string
-		want string
+		name     string
+		flag     string
+		env      map[string]string
+		want     string
+		postgres bool
+		from     string
 	}{
-		{name: "default", want: "nats://127.0.0.1:4222"},
-		{name: "env", env: map[string]string{"NATS_URL": "nats://10.0.0.1:4222"}, want: "nats://10.0.0.1:4222"},
-		{name: "blank env ignored", env: map[string]string{"NATS_URL": "  "}, want: "nats://127.0.0.1:4222"},
-		{name: "flag over env", flag: "nats://h:1", env: map[string]string{"NATS_URL": "nats://e:2"}, want: "nats://h:1"},
+		{name: "default", want: "nats://127.0.0.1:4222", from: "the default"},
+		{name: "env", env: map[string]string{"NATS_URL": "nats://10.0.0.1:4222"}, want: "nats://10.0.0.1:4222", from: "NATS_URL"},
+		{name: "blank env ignored", env: map[string]string{"NATS_URL": "  ", "DATABASE_URL": " "}, want: "nats://127.0.0.1:4222"},
+		{name: "flag over env", flag: "nats://h:1", env: map[string]string{"NATS_URL": "nats://e:2", "DATABASE_URL": pg}, want: "nats://h:1", from: "--url"},
+		{name: "postgres flag", flag: pg, env: map[string]string{"NATS_URL": "nats://e:2"}, want: pg, postgres: true, from: "--url"},
+		{name: "postgresql flag", flag: "PostgreSQL://db/app", want: "PostgreSQL://db/app", postgres: true},
+		{name: "key=value flag", flag: "host=db dbname=app", want: "host=db dbname=app", postgres: true},
+		{name: "bare NATS address flag", flag: "127.0.0.1:4222", want: "127.0.0.1:4222"},
+		{name: "DATABASE_URL", env: map[string]string{"DATABASE_URL": pg}, want: pg, postgres: true, from: "DATABASE_URL"},
+		{name: "NATS_URL over DATABASE_URL", env: map[string]string{"DATABASE_URL": pg, "NATS_URL": "nats://e:2"}, want: "nats://e:2", from: "NATS_URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			c := connFlags{url: tt.flag}
-			got := c.resolveURL(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
-			if got != tt.want {
-				t.Errorf("resolveURL = %q, want %q", got, tt.want)
+			got := c.resolve(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
+			if got.url != tt.want || got.postgres != tt.postgres || (tt.from != "" && got.from != tt.from) {
+				t.Errorf("resolve = %+v, want %q postgres %v from %q", got, tt.want, tt.postgres, tt.from)
+			}
+		})
+	}
+}
+
+// Flags of one kind of broker given for the other are usage errors.
+func TestConnFlagsForTheOtherBroker(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		says string
+	}{
+		{name: "--user with a DSN", args: []string{"streams", "--url", "postgres://db/app", "--user", "u"}, says: "PostgreSQL (--url) takes its user and password in the DSN"},
+		{name: "--creds with DATABASE_URL", env: map[string]string{"DATABASE_URL": "postgres://db/app"}, args: []string{"pub", "a.b", "--creds", "x.creds"}, says: "(DATABASE_URL)"},
+		{name: "--schema with NATS", args: []string{"sub", "a.b", "--schema", "app"}, says: "--schema needs PostgreSQL"},
+		{name: "--schema with NATS_URL over DATABASE_URL", env: map[string]string{"DATABASE_URL": "postgres://db/app", "NATS_URL": "nats://n:1"}, args: []string{"streams", "--schema", "app"}, says: "(NATS_URL names a NATS server)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res := runCLI(t, tt.env, "", tt.args...)
+			if res.code != 2 || !errors.Is(res.err, errUsage) || !strings.Contains(res.stderr, tt.says) {
+				t.Errorf("exit %d, stderr %q; want 2 and a usage error saying %q", res.code, res.stderr, tt.says)
 			}
 		})
 	}

@@ -13,6 +13,16 @@ var (
 	// server) or point --url / NATS_URL at one.
 	errNoServer = errors.New("no NATS server")
 
+	// errNoDatabase: no PostgreSQL server answers at the DSN, or the
+	// database it names does not exist. Start one or correct --url /
+	// DATABASE_URL.
+	errNoDatabase = errors.New("no PostgreSQL database")
+
+	// errNoSchema: the database has no eventbus tables in the schema: no
+	// app with a postgres broker has started on it, or the broker sets
+	// another schema (pass --schema).
+	errNoSchema = errors.New("no eventbus schema")
+
 	// errAuth: the server refused the connection's credentials.
 	errAuth = errors.New("authorization refused")
 

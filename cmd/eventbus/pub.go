@@ -28,11 +28,14 @@ func newPubCmd(d deps) *cobra.Command {
 	o := &pubOptions{}
 	cmd := &cobra.Command{
 		Use:   "pub SUBJECT [DATA|-]",
-		Short: "Publish a message to the JetStream stream that captures SUBJECT",
+		Short: "Publish a message to the stream that captures SUBJECT",
 		Long: "pub publishes one message (or --count copies) to SUBJECT and waits for the\n" +
 			"stream that stores it to acknowledge. DATA is the payload; \"-\" reads it from\n" +
 			"stdin; without DATA the payload is empty. A subject that no stream captures is\n" +
-			"an error, because nothing would keep the message.",
+			"an error, because nothing would keep the message.\n\n" +
+			"The broker is a NATS server, or the PostgreSQL database of a postgres broker\n" +
+			"when --url is a postgres:// URL or DSN (or, with neither --url nor NATS_URL,\n" +
+			"DATABASE_URL names one); --schema names the broker's schema there.",
 		Example: "  eventbus pub orders.created '{\"id\":1}'\n" +
 			"  eventbus pub orders.created --header trace=abc --msg-id order-1 '{\"id\":1}'\n" +
 			"  cat order.json | eventbus pub orders.created -",
@@ -48,7 +51,7 @@ func newPubCmd(d deps) *cobra.Command {
 			if o.count < 1 {
 				return usageError(cmd, fmt.Errorf("--count must be at least 1, not %d", o.count))
 			}
-			if err := o.conn.validate(); err != nil {
+			if err := o.conn.validate(d.lookupEnv); err != nil {
 				return usageError(cmd, err)
 			}
 			var data []byte
@@ -76,6 +79,9 @@ func newPubCmd(d deps) *cobra.Command {
 // runPub publishes data to subject o.count times and prints one line per
 // acknowledgement.
 func runPub(ctx context.Context, d deps, o *pubOptions, subject string, header nats.Header, data []byte) error {
+	if tgt := o.conn.resolve(d.lookupEnv); tgt.postgres {
+		return runPubPostgres(ctx, d, o, tgt, subject, header, data)
+	}
 	nc, err := o.conn.connect(ctx, d.lookupEnv)
 	if err != nil {
 		return err

@@ -15,48 +15,49 @@ import (
 // Messages published with pub are counted by streams.
 func TestPubThenStreams(t *testing.T) {
 	t.Parallel()
-	url := startNATS(t, false)
-	_, js := jetStreamClient(t, url)
-	createStream(t, js, "ORDERS", "orders.>")
-	createStream(t, js, "AUDIT", "audit.>")
+	forEachBackend(t, func(t *testing.T, b cliBroker) {
+		b.stream(t, "ORDERS", "orders.>")
+		b.stream(t, "AUDIT", "audit.>")
 
-	res := runCLI(t, nil, "", "pub", "orders.created", `{"id":1}`, "--count", "3", "--url", url)
-	if res.code != 0 {
-		t.Fatalf("pub: exit %d, stderr %q", res.code, res.stderr)
-	}
-	want := "published to ORDERS seq 1\npublished to ORDERS seq 2\npublished to ORDERS seq 3\n"
-	if res.stdout != want {
-		t.Errorf("pub printed %q, want %q", res.stdout, want)
-	}
+		res := runCLI(t, nil, "", b.with("pub", "orders.created", `{"id":1}`, "--count", "3")...)
+		if res.code != 0 {
+			t.Fatalf("pub: exit %d, stderr %q", res.code, res.stderr)
+		}
+		want := "published to ORDERS seq 1\npublished to ORDERS seq 2\npublished to ORDERS seq 3\n"
+		if res.stdout != want {
+			t.Errorf("pub printed %q, want %q", res.stdout, want)
+		}
 
-	res = runCLI(t, map[string]string{"NATS_URL": url}, "", "streams")
-	if res.code != 0 {
-		t.Fatalf("streams: exit %d, stderr %q", res.code, res.stderr)
-	}
-	rows := tableRows(res.stdout)
-	if got, want := rows[0], []string{"NAME", "SUBJECTS", "MESSAGES", "BYTES", "CONSUMERS", "REPLICAS", "LEADER", "LAGGING"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("header %v, want %v", got, want)
-	}
-	orders, ok := findRow(rows, "ORDERS")
-	if !ok {
-		t.Fatalf("no ORDERS row in\n%s", res.stdout)
-	}
-	if orders[1] != "orders.>" || orders[2] != "3" || orders[3] == "0" || orders[4] != "0" || orders[5] != "1" || orders[7] != "-" {
-		t.Errorf("ORDERS row %v, want subjects orders.>, 3 messages, some bytes, 0 consumers, 1 replica, none lagging", orders)
-	}
-	audit, ok := findRow(rows, "AUDIT")
-	if !ok || audit[2] != "0" || audit[3] != "0" {
-		t.Errorf("AUDIT row %v (found %v), want 0 messages and 0 bytes", audit, ok)
-	}
+		res = runCLI(t, b.env, "", append([]string{"streams"}, b.envArgs...)...)
+		if res.code != 0 {
+			t.Fatalf("streams: exit %d, stderr %q", res.code, res.stderr)
+		}
+		rows := tableRows(res.stdout)
+		if got, want := rows[0], []string{"NAME", "SUBJECTS", "MESSAGES", "BYTES", "CONSUMERS", "REPLICAS", "LEADER", "LAGGING"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("header %v, want %v", got, want)
+		}
+		orders, ok := findRow(rows, "ORDERS")
+		if !ok {
+			t.Fatalf("no ORDERS row in\n%s", res.stdout)
+		}
+		if orders[1] != "orders.>" || orders[2] != "3" || orders[3] == "0" || orders[4] != "0" || orders[5] != "1" || orders[7] != "-" {
+			t.Errorf("ORDERS row %v, want subjects orders.>, 3 messages, some bytes, 0 consumers, 1 replica, none lagging", orders)
+		}
+		audit, ok := findRow(rows, "AUDIT")
+		if !ok || audit[2] != "0" || audit[3] != "0" {
+			t.Errorf("AUDIT row %v (found %v), want 0 messages and 0 bytes", audit, ok)
+		}
+	})
 }
 
 func TestStreamsEmpty(t *testing.T) {
 	t.Parallel()
-	url := startNATS(t, false)
-	res := runCLI(t, nil, "", "streams", "--url", url)
-	if res.code != 0 || res.stdout != "no streams on "+url+"\n" {
-		t.Errorf("exit %d, stdout %q; want 0 and \"no streams on %s\"", res.code, res.stdout, url)
-	}
+	forEachBackend(t, func(t *testing.T, b cliBroker) {
+		res := runCLI(t, nil, "", b.with("streams")...)
+		if res.code != 0 || res.stdout != "no streams on "+b.shown+"\n" {
+			t.Errorf("exit %d, stdout %q; want 0 and \"no streams on %s\"", res.code, res.stdout, b.shown)
+		}
+	})
 }
 
 // Headers, a message ID and a payload from stdin arrive as given; a repeated
@@ -114,34 +115,37 @@ func TestPubHeadersStdinAndDuplicate(t *testing.T) {
 // no stream captures it, instead of timing out or vanishing.
 func TestPubUnknownSubject(t *testing.T) {
 	t.Parallel()
-	url := startNATS(t, false)
-	_, js := jetStreamClient(t, url)
-	createStream(t, js, "ORDERS", "orders.>")
-
-	// A plain subscriber on a subject takes the publish without
-	// acknowledging it; that must not hide the missing stream either.
-	nc, _ := jetStreamClient(t, url)
-	if _, err := nc.SubscribeSync("watched.created"); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-
-	for _, subject := range []string{"invoices.created", "watched.created"} {
-		res := runCLI(t, nil, "", "pub", subject, "x", "--url", url, "--timeout", "300ms")
-		if res.code != 1 || !errors.Is(res.err, errNoStream) {
-			t.Fatalf("%s: exit %d, err %v; want exit 1 and errNoStream", subject, res.code, res.err)
+	forEachBackend(t, func(t *testing.T, b cliBroker) {
+		b.stream(t, "ORDERS", "orders.>")
+		subjects := []string{"invoices.created"}
+		if nats := b.env["NATS_URL"]; nats != "" {
+			// A plain subscriber on a subject takes the publish without
+			// acknowledging it; that must not hide the missing stream
+			// either.
+			nc, _ := jetStreamClient(t, nats)
+			if _, err := nc.SubscribeSync("watched.created"); err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			subjects = append(subjects, "watched.created")
 		}
-		for _, want := range []string{`"` + subject + `"`, "no stream captures"} {
-			if !strings.Contains(res.stderr, want) {
-				t.Errorf("stderr %q does not contain %q", res.stderr, want)
+		for _, subject := range subjects {
+			res := runCLI(t, nil, "", b.with("pub", subject, "x", "--timeout", "300ms")...)
+			if res.code != 1 || !errors.Is(res.err, errNoStream) {
+				t.Fatalf("%s: exit %d, err %v; want exit 1 and errNoStream", subject, res.code, res.err)
+			}
+			for _, want := range []string{`"` + subject + `"`, "no stream captures"} {
+				if !strings.Contains(res.stderr, want) {
+					t.Errorf("stderr %q does not contain %q", res.stderr, want)
+				}
+			}
+			if res.stdout != "" {
+				t.Errorf("stdout %q, want nothing", res.stdout)
 			}
 		}
-		if res.stdout != "" {
-			t.Errorf("stdout %q, want nothing", res.stdout)
-		}
-	}
+	})
 }
 
 func TestParseHeaders(t *testing.T) {

@@ -62,10 +62,10 @@ func newRootCmd(d deps) *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
 		Use:   "eventbus",
-		Short: "Durable messaging for workflow pipelines on NATS JetStream",
+		Short: "Durable messaging for workflow pipelines on NATS JetStream or PostgreSQL",
 		Long: "eventbus runs and inspects the message broker behind workflow pipelines:\n" +
 			"an embedded NATS JetStream server, and publish, subscribe and stream\n" +
-			"listing against any NATS server.",
+			"listing against any NATS server or a postgres broker's database.",
 		Version: d.version,
 		// Runtime errors are printed once, plainly, by execute; usage is
 		// shown only when asked for with --help.

@@ -40,7 +40,10 @@ func TestMain(m *testing.M) {
 		servePlugin()
 		return
 	}
-	os.Exit(m.Run())
+	pg = &database{}
+	code := m.Run()
+	pg.stop()
+	os.Exit(code)
 }
 
 // runModes are the plugin modes of eventbus run, by their flags.

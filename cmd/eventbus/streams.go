@@ -17,7 +17,7 @@ func newStreamsCmd(d deps) *cobra.Command {
 	conn := &connFlags{}
 	cmd := &cobra.Command{
 		Use:   "streams",
-		Short: "List the JetStream streams: subjects, messages, bytes, consumers, replicas",
+		Short: "List the streams: subjects, messages, bytes, consumers, replicas",
 		Long: "streams lists every stream with its subjects, message and byte counts and\n" +
 			"consumers, and where it is kept: its replica count, the server leading it\n" +
 			"(\"none\" while its replicas elect one, \"-\" on a server that is not\n" +
@@ -25,10 +25,12 @@ func newStreamsCmd(d deps) *cobra.Command {
 			"name(lag=N operations) or name(behind); \"-\" when every replica is caught\n" +
 			"up. On a cluster, pass every server's URL so the\n" +
 			"listing works whichever server is down:\n" +
-			"  eventbus streams --url nats://10.0.0.1:4222,nats://10.0.0.2:4222,nats://10.0.0.3:4222",
+			"  eventbus streams --url nats://10.0.0.1:4222,nats://10.0.0.2:4222,nats://10.0.0.3:4222\n" +
+			"On PostgreSQL (a postgres:// --url or DSN, or DATABASE_URL) the database keeps\n" +
+			"the messages: LEADER and LAGGING are \"-\".",
 		Args: withUsageErrors(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := conn.validate(); err != nil {
+			if err := conn.validate(d.lookupEnv); err != nil {
 				return usageError(cmd, err)
 			}
 			return runStreams(cmd.Context(), d, conn)
@@ -41,6 +43,9 @@ func newStreamsCmd(d deps) *cobra.Command {
 // runStreams prints one table row per stream, in the order the server
 // lists them (by name).
 func runStreams(ctx context.Context, d deps, conn *connFlags) error {
+	if tgt := conn.resolve(d.lookupEnv); tgt.postgres {
+		return runStreamsPostgres(ctx, d, conn, tgt)
+	}
 	nc, err := conn.connect(ctx, d.lookupEnv)
 	if err != nil {
 		return err
@@ -55,7 +60,7 @@ func runStreams(ctx context.Context, d deps, conn *connFlags) error {
 		return fmt.Errorf("list streams: %w", jetStreamError(err))
 	}
 	if len(infos) == 0 {
-		fmt.Fprintf(d.stdout, "no streams on %s\n", redactURL(conn.resolveURL(d.lookupEnv)))
+		fmt.Fprintf(d.stdout, "no streams on %s\n", conn.resolve(d.lookupEnv).shown())
 		return nil
 	}
 	tw := tabwriter.NewWriter(d.stdout, 0, 4, 2, ' ', 0)

@@ -45,7 +45,11 @@ func newSubCmd(d deps) *cobra.Command {
 			"instead, from where --deliver says, each line starting with the stream\n" +
 			"sequence. With --durable it reads through that durable consumer, creating it\n" +
 			"when missing, and acks every message it prints, so the next run resumes\n" +
-			"where this one stopped.",
+			"where this one stopped.\n\n" +
+			"On PostgreSQL (a postgres:// --url or DSN, or DATABASE_URL without --url and\n" +
+			"NATS_URL) there are no plain subscriptions: without --stream or --durable, sub\n" +
+			"reads the stream that stores SUBJECT from its end, so it prints what is\n" +
+			"published from now on, as it does on NATS. --schema names the broker's schema.",
 		Example: "  eventbus sub 'orders.>'\n" +
 			"  eventbus sub orders.created --stream ORDERS --count 10\n" +
 			"  eventbus sub orders.created --durable audit",
@@ -60,7 +64,7 @@ func newSubCmd(d deps) *cobra.Command {
 			if _, err := deliverPolicy(o.deliver); err != nil {
 				return usageError(cmd, err)
 			}
-			if err := o.conn.validate(); err != nil {
+			if err := o.conn.validate(d.lookupEnv); err != nil {
 				return usageError(cmd, err)
 			}
 			o.deliverSet = cmd.Flags().Changed("deliver")
@@ -79,6 +83,9 @@ func newSubCmd(d deps) *cobra.Command {
 // runSub prints messages on subject until ctx ends or o.count have arrived.
 // An interrupt is the normal way to stop, so it is not an error.
 func runSub(ctx context.Context, d deps, o *subOptions, subject string) error {
+	if tgt := o.conn.resolve(d.lookupEnv); tgt.postgres {
+		return runSubPostgres(ctx, d, o, tgt, subject)
+	}
 	nc, err := o.conn.connect(ctx, d.lookupEnv)
 	if err != nil {
 		return err

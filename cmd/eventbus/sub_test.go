@@ -12,132 +12,137 @@ import (
 // sub prints a message published after it subscribed, then stops at --count.
 func TestSubReceivesPublish(t *testing.T) {
 	t.Parallel()
-	url := startNATS(t, false)
-	nc, _ := jetStreamClient(t, url)
-
-	sub := startCLI(t, nil, "sub", "greetings.*", "--count", "1", "--url", url)
-	sub.stderr.waitFor(t, regexp.MustCompile(`listening on greetings\.\*`), sub.done)
-
-	msg := &nats.Msg{Subject: "greetings.hello", Data: []byte("hello world"), Header: nats.Header{"lang": {"en"}}}
-	if err := nc.PublishMsg(msg); err != nil {
-		t.Fatalf("publish: %v", err)
-	}
-	res := sub.wait(t)
-	if res.code != 0 {
-		t.Fatalf("sub: exit %d, err %v, stderr %q", res.code, res.err, res.stderr)
-	}
-	if want := "greetings.hello [lang: en] hello world\n"; res.stdout != want {
-		t.Errorf("sub printed %q, want %q", res.stdout, want)
-	}
+	forEachBackend(t, func(t *testing.T, b cliBroker) {
+		b.stream(t, "GREETINGS", "greetings.>")
+		if res := runCLI(t, nil, "", b.with("pub", "greetings.before", "earlier")...); res.code != 0 {
+			t.Fatalf("pub: exit %d, stderr %q", res.code, res.stderr)
+		}
+		sub := startCLI(t, nil, b.with("sub", "greetings.*", "--count", "1")...)
+		sub.stderr.waitFor(t, regexp.MustCompile(`listening on greetings\.\*`), sub.done)
+		if res := runCLI(t, nil, "", b.with("pub", "greetings.hello", "hello world", "-H", "lang=en")...); res.code != 0 {
+			t.Fatalf("pub: exit %d, stderr %q", res.code, res.stderr)
+		}
+		res := sub.wait(t)
+		if res.code != 0 {
+			t.Fatalf("sub: exit %d, err %v, stderr %q", res.code, res.err, res.stderr)
+		}
+		if want := "greetings.hello [lang: en] hello world\n"; res.stdout != want {
+			t.Errorf("sub printed %q, want %q", res.stdout, want)
+		}
+	})
 }
 
 // An interrupt is how sub normally ends: exit 0, whatever it reads from.
 func TestSubStopsOnInterrupt(t *testing.T) {
 	t.Parallel()
-	url := startNATS(t, false)
-	_, js := jetStreamClient(t, url)
-	createStream(t, js, "QUIET", "quiet.>")
-	tests := []struct {
-		name  string
-		args  []string
-		ready string
-	}{
-		{name: "subscription", args: []string{"sub", "quiet.subject"}, ready: `listening on quiet\.subject`},
-		{name: "stream", args: []string{"sub", "quiet.subject", "--stream", "QUIET"}, ready: `reading quiet\.subject from stream QUIET`},
-		{name: "durable", args: []string{"sub", "quiet.subject", "--durable", "q"}, ready: `reading quiet\.subject from stream QUIET`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			sub := startCLI(t, nil, append(tt.args, "--url", url)...)
-			sub.stderr.waitFor(t, regexp.MustCompile(tt.ready), sub.done)
-			res := sub.stop(t)
-			if res.code != 0 || res.err != nil || res.stdout != "" {
-				t.Errorf("interrupted sub: exit %d, err %v, stdout %q; want 0, nil, nothing", res.code, res.err, res.stdout)
-			}
-		})
-	}
+	forEachBackend(t, func(t *testing.T, b cliBroker) {
+		b.stream(t, "QUIET", "quiet.>")
+		tests := []struct {
+			name  string
+			args  []string
+			ready string
+		}{
+			{name: "subscription", args: []string{"sub", "quiet.subject"}, ready: `listening on quiet\.subject`},
+			{name: "stream", args: []string{"sub", "quiet.subject", "--stream", "QUIET"}, ready: `reading quiet\.subject from stream QUIET`},
+			{name: "durable", args: []string{"sub", "quiet.subject", "--durable", "q"}, ready: `reading quiet\.subject from stream QUIET`},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				sub := startCLI(t, nil, b.with(tt.args...)...)
+				sub.stderr.waitFor(t, regexp.MustCompile(tt.ready), sub.done)
+				res := sub.stop(t)
+				if res.code != 0 || res.err != nil || res.stdout != "" {
+					t.Errorf("interrupted sub: exit %d, err %v, stdout %q; want 0, nil, nothing", res.code, res.err, res.stdout)
+				}
+			})
+		}
+	})
 }
 
 // With --stream, sub reads stored messages from the start; with --durable
 // it acks what it prints, so the next run continues after it.
 func TestSubFromStream(t *testing.T) {
 	t.Parallel()
-	url := startNATS(t, false)
-	_, js := jetStreamClient(t, url)
-	createStream(t, js, "ORDERS", "orders.>")
-	for _, data := range []string{"first", "second", "third"} {
-		if res := runCLI(t, nil, "", "pub", "orders.created", data, "--url", url); res.code != 0 {
-			t.Fatalf("pub %s: exit %d, stderr %q", data, res.code, res.stderr)
+	forEachBackend(t, func(t *testing.T, b cliBroker) {
+		b.stream(t, "ORDERS", "orders.>")
+		for _, data := range []string{"first", "second", "third"} {
+			if res := runCLI(t, nil, "", b.with("pub", "orders.created", data)...); res.code != 0 {
+				t.Fatalf("pub %s: exit %d, stderr %q", data, res.code, res.stderr)
+			}
 		}
-	}
-	if res := runCLI(t, nil, "", "pub", "orders.cancelled", "other", "--url", url); res.code != 0 {
-		t.Fatalf("pub: exit %d, stderr %q", res.code, res.stderr)
-	}
+		if res := runCLI(t, nil, "", b.with("pub", "orders.cancelled", "other")...); res.code != 0 {
+			t.Fatalf("pub: exit %d, stderr %q", res.code, res.stderr)
+		}
 
-	tests := []struct {
-		name string
-		args []string
-		want string
-	}{
-		{
-			name: "ordered from the start",
-			args: []string{"sub", "orders.created", "--stream", "ORDERS", "--count", "2"},
-			want: "#1 orders.created first\n#2 orders.created second\n",
-		},
-		{
-			name: "last message",
-			args: []string{"sub", "orders.>", "--stream", "ORDERS", "--deliver", "last", "--count", "1"},
-			want: "#4 orders.cancelled other\n",
-		},
-		{
-			name: "durable first run, stream found from subject",
-			args: []string{"sub", "orders.created", "--durable", "audit", "--count", "2"},
-			want: "#1 orders.created first\n#2 orders.created second\n",
-		},
-		{
-			name: "durable resumes after acked messages",
-			args: []string{"sub", "orders.created", "--durable", "audit", "--count", "1"},
-			want: "#3 orders.created third\n",
-		},
-	}
-	// The durable cases depend on each other, so they run in order.
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			res := runCLI(t, nil, "", append(tt.args, "--url", url)...)
-			if res.code != 0 {
-				t.Fatalf("exit %d, err %v", res.code, res.err)
-			}
-			if res.stdout != tt.want {
-				t.Errorf("printed %q, want %q", res.stdout, tt.want)
-			}
-		})
-	}
+		tests := []struct {
+			name string
+			args []string
+			want string
+		}{
+			{
+				name: "ordered from the start",
+				args: []string{"sub", "orders.created", "--stream", "ORDERS", "--count", "2"},
+				want: "#1 orders.created first\n#2 orders.created second\n",
+			},
+			{
+				name: "last message",
+				args: []string{"sub", "orders.>", "--stream", "ORDERS", "--deliver", "last", "--count", "1"},
+				want: "#4 orders.cancelled other\n",
+			},
+			{
+				name: "last of a subject",
+				args: []string{"sub", "orders.created", "--stream", "ORDERS", "--deliver", "last", "--count", "1"},
+				want: "#3 orders.created third\n",
+			},
+			{
+				name: "durable first run, stream found from subject",
+				args: []string{"sub", "orders.created", "--durable", "audit", "--count", "2"},
+				want: "#1 orders.created first\n#2 orders.created second\n",
+			},
+			{
+				name: "durable resumes after acked messages",
+				args: []string{"sub", "orders.created", "--durable", "audit", "--count", "1"},
+				want: "#3 orders.created third\n",
+			},
+		}
+		// The durable cases depend on each other, so they run in order.
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				res := runCLI(t, nil, "", b.with(tt.args...)...)
+				if res.code != 0 {
+					t.Fatalf("exit %d, err %v", res.code, res.err)
+				}
+				if res.stdout != tt.want {
+					t.Errorf("printed %q, want %q", res.stdout, tt.want)
+				}
+			})
+		}
+	})
 }
 
 func TestSubStreamErrors(t *testing.T) {
 	t.Parallel()
-	url := startNATS(t, false)
-	_, js := jetStreamClient(t, url)
-	createStream(t, js, "ORDERS", "orders.>")
-
-	tests := []struct {
-		name string
-		args []string
-		want error
-	}{
-		{name: "missing stream", args: []string{"sub", "orders.created", "--stream", "NOPE"}, want: errStreamNotFound},
-		{name: "durable on uncaptured subject", args: []string{"sub", "invoices.created", "--durable", "d"}, want: errNoStream},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			res := runCLI(t, nil, "", append(tt.args, "--url", url)...)
-			if res.code != 1 || !errors.Is(res.err, tt.want) {
-				t.Errorf("exit %d, err %v; want exit 1 and %v", res.code, res.err, tt.want)
-			}
-		})
-	}
+	forEachBackend(t, func(t *testing.T, b cliBroker) {
+		b.stream(t, "ORDERS", "orders.>")
+		tests := []struct {
+			name string
+			args []string
+			want error
+		}{
+			{name: "missing stream", args: []string{"sub", "orders.created", "--stream", "NOPE"}, want: errStreamNotFound},
+			{name: "durable on uncaptured subject", args: []string{"sub", "invoices.created", "--durable", "d"}, want: errNoStream},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				res := runCLI(t, nil, "", b.with(tt.args...)...)
+				if res.code != 1 || !errors.Is(res.err, tt.want) {
+					t.Errorf("exit %d, err %v; want exit 1 and %v", res.code, res.err, tt.want)
+				}
+			})
+		}
+	})
 }
 
 func TestFormatMessage(t *testing.T) {
@@ -174,20 +179,22 @@ func TestFormatMessage(t *testing.T) {
 // start says what is wrong and what to do instead of the server's error.
 func TestSubDurableStart(t *testing.T) {
 	t.Parallel()
-	url := startNATS(t, false)
-	_, js := jetStreamClient(t, url)
-	createStream(t, js, "ORDERS", "orders.>")
-	if res := runCLI(t, nil, "", "pub", "orders.created", "before", "--url", url); res.code != 0 {
+	forEachBackend(t, testSubDurableStart)
+}
+
+func testSubDurableStart(t *testing.T, b cliBroker) {
+	b.stream(t, "ORDERS", "orders.>")
+	if res := runCLI(t, nil, "", b.with("pub", "orders.created", "before")...); res.code != 0 {
 		t.Fatalf("pub: exit %d, stderr %q", res.code, res.stderr)
 	}
 	// A durable that starts with new messages.
-	sub := startCLI(t, nil, "sub", "orders.created", "--durable", "audit", "--deliver", "new", "--url", url)
+	sub := startCLI(t, nil, b.with("sub", "orders.created", "--durable", "audit", "--deliver", "new")...)
 	sub.stderr.waitFor(t, regexp.MustCompile(`reading orders\.created from stream ORDERS`), sub.done)
 	if res := sub.stop(t); res.code != 0 || res.stdout != "" {
 		t.Fatalf("first run: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
 	}
 
-	res := runCLI(t, nil, "", "sub", "orders.created", "--durable", "audit", "--deliver", "all", "--count", "1", "--url", url)
+	res := runCLI(t, nil, "", b.with("sub", "orders.created", "--durable", "audit", "--deliver", "all", "--count", "1")...)
 	if res.code != 1 || !errors.Is(res.err, errDurableStart) {
 		t.Fatalf("--deliver all on a durable that starts at new: exit %d, err %v; want exit 1 and errDurableStart", res.code, res.err)
 	}
@@ -200,10 +207,10 @@ func TestSubDurableStart(t *testing.T) {
 		t.Errorf("stderr %q shows the raw server error", res.stderr)
 	}
 
-	if res := runCLI(t, nil, "", "pub", "orders.created", "after", "--url", url); res.code != 0 {
+	if res := runCLI(t, nil, "", b.with("pub", "orders.created", "after")...); res.code != 0 {
 		t.Fatalf("pub: exit %d, stderr %q", res.code, res.stderr)
 	}
-	res = runCLI(t, nil, "", "sub", "orders.created", "--durable", "audit", "--count", "1", "--url", url)
+	res = runCLI(t, nil, "", b.with("sub", "orders.created", "--durable", "audit", "--count", "1")...)
 	if res.code != 0 || !strings.HasSuffix(res.stdout, "orders.created after\n") {
 		t.Fatalf("resuming the durable: exit %d, stdout %q, stderr %q; want the message published after it started", res.code, res.stdout, res.stderr)
 	}

@@ -111,8 +111,12 @@ func TestSuiteReportsEveryScenario(t *testing.T) {
 	if len(rep.Targets) != 9 {
 		t.Errorf("%d targets, want 9: %+v", len(rep.Targets), rep.Targets)
 	}
-	if n := strings.Count(progress.String(), "\n"); n != len(want) {
-		t.Errorf("%d progress lines, want one per scenario (%d):\n%s", n, len(want), progress.String())
+	// One line per scenario, and the note that PostgreSQL was left out.
+	if n := strings.Count(progress.String(), "\n"); n != len(want)+1 || !strings.Contains(progress.String(), pgNote) {
+		t.Errorf("%d progress lines, want one per scenario (%d) and the PostgreSQL note:\n%s", n, len(want), progress.String())
+	}
+	if len(rep.Notes) != 1 || rep.Notes[0] != pgNote {
+		t.Errorf("notes %q, want the PostgreSQL one", rep.Notes)
 	}
 
 	var table bytes.Buffer
@@ -127,6 +131,9 @@ func TestSuiteReportsEveryScenario(t *testing.T) {
 		if !strings.Contains(table.String(), id) {
 			t.Errorf("table lacks %s:\n%s", id, table.String())
 		}
+	}
+	if !strings.Contains(table.String(), "note: "+pgNote) {
+		t.Errorf("table lacks the PostgreSQL note:\n%s", table.String())
 	}
 	var js bytes.Buffer
 	if err := rep.WriteJSON(&js); err != nil {
@@ -199,6 +206,9 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		{"negative trigger messages", func(c *Config) { c.TriggerMessages = -5 }, "TriggerMessages"},
 		{"zero trigger concurrency", func(c *Config) { c.TriggerConcurrency = []int{8, 0} }, "TriggerConcurrency"},
 		{"negative latency rate", func(c *Config) { c.LatencyRate = -1 }, "LatencyRate"},
+		{"postgres only without a database", func(c *Config) { c.PostgresOnly = true }, "PostgresDSN"},
+		{"watermill without a database", func(c *Config) { c.Watermill = "/bin/true" }, "PostgresDSN"},
+		{"postgres batch too large", func(c *Config) { c.PostgresBatchSize = 5000 }, "PostgresBatchSize"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

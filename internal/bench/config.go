@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/wfeventbus/eventbus/bus"
 )
 
 // Defaults of Config, chosen so that a whole run takes well under three
@@ -20,6 +22,20 @@ const (
 	DefaultLatencyRate        = 1000
 	DefaultLatencyDuration    = 10 * time.Second
 	DefaultLatencyConcurrency = 8
+	// DefaultPostgresBatchSize is the messages per call of the batch
+	// publish scenarios on PostgreSQL.
+	DefaultPostgresBatchSize = 100
+	// DefaultPostgresFetchMessages is the messages the fetch+ack scenarios
+	// on PostgreSQL store and read.
+	DefaultPostgresFetchMessages = 200000
+	// DefaultPostgresFetchOps is how many fetches the fetch latency
+	// scenario makes on each stream.
+	DefaultPostgresFetchOps = 2000
+	// DefaultPostgresLatencyRate is the publish rate of the latency
+	// scenario on PostgreSQL: one caller publishing one message per
+	// transaction waits for a WAL flush each time, about a millisecond on
+	// a virtual disk, so its rate stays well below that.
+	DefaultPostgresLatencyRate = 200
 )
 
 // DefaultTriggerConcurrency is the trigger concurrencies measured when
@@ -69,6 +85,31 @@ type Config struct {
 	LatencyConcurrency int
 	// SkipSyncAlways leaves out the scenarios that measure sync_always.
 	SkipSyncAlways bool
+	// PostgresDSN is the database of the PostgreSQL scenarios, which make
+	// schemas of their own there and drop them at the end; empty leaves
+	// them out, with a note in the report.
+	PostgresDSN string
+	// PostgresOnly leaves out every NATS scenario; the PostgreSQL trigger
+	// then has no JetStream figure to be compared with.
+	PostgresOnly bool
+	// PostgresBatchSize is the messages per call of the batch publish
+	// scenarios on PostgreSQL.
+	PostgresBatchSize int
+	// PostgresFetchMessages is the messages each fetch+ack scenario on
+	// PostgreSQL stores; it reads them for at most Duration.
+	PostgresFetchMessages int
+	// PostgresFetchOps is the fetches of the fetch latency scenario on
+	// each backlog.
+	PostgresFetchOps int
+	// PostgresLatencyRate is the publish rate of the latency scenario on
+	// PostgreSQL, messages per second.
+	PostgresLatencyRate int
+	// PostgresMillion adds a backlog of a million messages to the fetch
+	// latency scenario (filling it takes a while).
+	PostgresMillion bool
+	// Watermill is a program that measures Watermill's SQL pub/sub on the
+	// same database (internal/bench/watermill); empty leaves it out.
+	Watermill string
 	// Progress receives one line per scenario as it finishes; nil
 	// discards them.
 	Progress io.Writer
@@ -119,6 +160,10 @@ func (c Config) withDefaults() (Config, error) {
 		{"TriggerMessages", &c.TriggerMessages, DefaultTriggerMessages, 1, 10_000_000},
 		{"LatencyRate", &c.LatencyRate, DefaultLatencyRate, 1, 100_000},
 		{"LatencyConcurrency", &c.LatencyConcurrency, DefaultLatencyConcurrency, 1, 1024},
+		{"PostgresBatchSize", &c.PostgresBatchSize, DefaultPostgresBatchSize, 1, bus.MaxFetchBatch},
+		{"PostgresFetchMessages", &c.PostgresFetchMessages, DefaultPostgresFetchMessages, pgFetchBatch, 10_000_000},
+		{"PostgresFetchOps", &c.PostgresFetchOps, DefaultPostgresFetchOps, 1, 1_000_000},
+		{"PostgresLatencyRate", &c.PostgresLatencyRate, DefaultPostgresLatencyRate, 1, 100_000},
 	}
 	for _, f := range ints {
 		if *f.v == 0 {
@@ -136,6 +181,12 @@ func (c Config) withDefaults() (Config, error) {
 		if n < 1 || n > 1024 {
 			return c, fmt.Errorf("%w: TriggerConcurrency must list values between 1 and 1024, got %d", ErrConfig, n)
 		}
+	}
+	if c.PostgresOnly && c.PostgresDSN == "" {
+		return c, fmt.Errorf("%w: PostgresOnly needs PostgresDSN", ErrConfig)
+	}
+	if c.Watermill != "" && c.PostgresDSN == "" {
+		return c, fmt.Errorf("%w: Watermill needs PostgresDSN, the database it measures on", ErrConfig)
 	}
 	if c.Progress == nil {
 		c.Progress = io.Discard

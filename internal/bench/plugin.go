@@ -55,8 +55,8 @@ const (
 	streamModule = "bench-stream"
 )
 
-// session is one plugin process with an embedded broker and the bench
-// stream, and the host handler its triggers fire.
+// session is one plugin process with a broker and the bench stream, and
+// the host handler its triggers fire.
 type session struct {
 	c      *wfplugin.Client
 	url    string   // the embedded broker's client URL
@@ -64,6 +64,9 @@ type session struct {
 	mods   []string // module handles in creation order
 	sinks  *router
 	seq    atomic.Int64 // numbers the triggers, whose names must differ
+	// filler stores messages on the broker directly, bypassing the
+	// plugin; nil fills an embedded broker over url.
+	filler func(ctx context.Context, subject string, n int, body []byte) error
 }
 
 // openSession launches the plugin and starts a file-backed embedded broker
@@ -73,7 +76,17 @@ func openSession(ctx context.Context, launch Launcher, logger *slog.Logger, dir 
 	if err != nil {
 		return nil, err
 	}
-	s := &session{sinks: &router{sinks: map[string]*sink{}}, url: "nats://127.0.0.1:" + strconv.Itoa(port)}
+	broker := map[string]any{
+		"embedded": map[string]any{"port": float64(port), "store_dir": dir, "sync_always": syncAlways},
+	}
+	return openSessionOn(ctx, launch, logger, broker, "nats://127.0.0.1:"+strconv.Itoa(port))
+}
+
+// openSessionOn launches the plugin and starts a broker of the given
+// config, and the bench stream on it; url is an embedded broker's client
+// URL.
+func openSessionOn(ctx context.Context, launch Launcher, logger *slog.Logger, broker map[string]any, url string) (*session, error) {
+	s := &session{sinks: &router{sinks: map[string]*sink{}}, url: url}
 	c, err := launch(ctx, wfplugin.WithLogger(logger), wfplugin.WithWorkflowHandler(s.sinks.handle))
 	if err != nil {
 		return nil, fmt.Errorf("launch the plugin: %w", err)
@@ -83,9 +96,7 @@ func openSession(ctx context.Context, launch Launcher, logger *slog.Logger, dir 
 		typ, name string
 		config    map[string]any
 	}{
-		{eventbus.TypeBroker, brokerModule, map[string]any{
-			"embedded": map[string]any{"port": float64(port), "store_dir": dir, "sync_always": syncAlways},
-		}},
+		{eventbus.TypeBroker, brokerModule, broker},
 		{eventbus.TypeStream, streamModule, map[string]any{
 			"name": streamName, "subjects": []any{streamSubjects}, "broker_ref": brokerModule,
 		}},

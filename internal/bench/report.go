@@ -18,6 +18,8 @@ type Report struct {
 	Settings Settings      `json:"settings"`
 	Results  []Result      `json:"results"`
 	Targets  []Target      `json:"targets"`
+	// Notes say what was left out of the run and why.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Settings are the Config values a run used.
@@ -188,7 +190,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Want, t.Got, met)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "\nnote: %s\n", n)
+	}
+	return nil
 }
 
 // fmtRate writes a rate with thousands separators.

@@ -90,6 +90,9 @@ func (s *session) publishBatch(handle string, config map[string]any, size int, b
 // over TCP with nats.go async publishes, so that preparing a trigger run
 // costs the plugin as little as possible.
 func (s *session) fill(ctx context.Context, subject string, n int, body []byte) error {
+	if s.filler != nil {
+		return s.filler(ctx, subject, n, body)
+	}
 	nc, err := nats.Connect(s.url, nats.Name("eventbus-bench-fill"))
 	if err != nil {
 		return fmt.Errorf("connect to the plugin's broker: %w", err)
@@ -240,12 +243,22 @@ func (s *session) latencyRun(ctx context.Context, rate int, d time.Duration, con
 	if err != nil {
 		return measurement{}, err
 	}
+	cfg := map[string]any{"subject": subject, "broker_ref": brokerModule}
+	return s.latencyRunVia(ctx, subject, rate, d, concurrency, size, func(ctx context.Context, body string) error {
+		cfg["payload"] = body
+		_, err := s.c.ExecuteStep(ctx, step, publishInput(cfg, body))
+		return err
+	})
+}
+
+// latencyRunVia is latencyRun with the messages sent to subject by send.
+func (s *session) latencyRunVia(ctx context.Context, subject string, rate int, d time.Duration, concurrency, size int, send func(ctx context.Context, body string) error) (measurement, error) {
 	total := max(1, int(float64(rate)*d.Seconds()))
 	h, sk, err := s.startTrigger(ctx, subject, concurrency, latencyWarmup+total, true)
 	if err != nil {
 		return measurement{}, err
 	}
-	m, runErr := s.paced(ctx, sk, step, subject, rate, total, size)
+	m, runErr := s.paced(ctx, sk, send, rate, total, size)
 	if err := s.stopTrigger(ctx, h, sk); err != nil && runErr == nil {
 		runErr = err
 	}
@@ -264,9 +277,8 @@ func (s *session) latencyRun(ctx context.Context, rate int, d time.Duration, con
 // sent. The scheduler wakes a sleeping sender up to a millisecond late on
 // Linux, and that lateness belongs to the load generator, not to the path
 // being measured.
-func (s *session) paced(ctx context.Context, sk *sink, step, subject string, rate, total, size int) (measurement, error) {
+func (s *session) paced(ctx context.Context, sk *sink, publish func(ctx context.Context, body string) error, rate, total, size int) (measurement, error) {
 	interval := time.Second / time.Duration(rate)
-	cfg := map[string]any{"subject": subject, "broker_ref": brokerModule}
 	var prevEnd time.Time
 	send := func(at time.Time, measured bool) error {
 		behind := prevEnd.After(at)
@@ -286,9 +298,7 @@ func (s *session) paced(ctx context.Context, sk *sink, step, subject string, rat
 				ts = at.UnixNano()
 			}
 		}
-		body := string(payload(size, ts))
-		cfg["payload"] = body
-		_, err := s.c.ExecuteStep(ctx, step, publishInput(cfg, body))
+		err := publish(ctx, string(payload(size, ts)))
 		prevEnd = time.Now()
 		return err
 	}

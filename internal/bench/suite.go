@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -144,18 +145,21 @@ func (s *Suite) Run(ctx context.Context) (*Report, error) {
 	}
 	// Raw: 4; each mode: 3 publish, the triggers, latency; out of process
 	// also the bare round trips.
-	r.steps = 4 + 2*(4+len(cfg.TriggerConcurrency)) + len(cfg.TriggerConcurrency)
-	if !cfg.SkipSyncAlways {
-		r.steps += 3
+	var phases []func(context.Context, string) error
+	if !cfg.PostgresOnly {
+		r.steps = 4 + 2*(4+len(cfg.TriggerConcurrency)) + len(cfg.TriggerConcurrency)
+		phases = append(phases, r.raw)
+		for _, m := range r.modes() {
+			phases = append(phases, func(ctx context.Context, dir string) error { return r.plugin(ctx, dir, m) })
+		}
+		if !cfg.SkipSyncAlways {
+			r.steps += 3
+			phases = append(phases, r.syncAlways)
+		}
 	}
+	r.steps += cfg.pgSteps() + cfg.watermillSteps()
+	phases = append(phases, func(ctx context.Context, _ string) error { return r.postgres(ctx) })
 	start := time.Now()
-	phases := []func(context.Context, string) error{r.raw}
-	for _, m := range r.modes() {
-		phases = append(phases, func(ctx context.Context, dir string) error { return r.plugin(ctx, dir, m) })
-	}
-	if !cfg.SkipSyncAlways {
-		phases = append(phases, r.syncAlways)
-	}
 	for i, phase := range phases {
 		sub := filepath.Join(dir, "phase-"+strconv.Itoa(i))
 		if err := phase(ctx, sub); err != nil {
@@ -385,5 +389,26 @@ func targets(rep *Report) []Target {
 	latency("in process: publish to pipeline start", IDLatency(in), targetInP50, targetInP99)
 	ratio("over gRPC: trigger, concurrency 32", IDTrigger(outp, targetTriggerAt), targetOutTrigger)
 	latency("over gRPC: publish to pipeline start", IDLatency(outp), 0, targetOutP99)
+
+	ratio("postgres: publish step, 1 caller", IDPgStep, targetPgPublish)
+	ratio("postgres: batch publish step", IDPgStepBatch, targetPgBatch)
+	rate("postgres: fetch+ack, batches of 100", IDPgFetchAck, targetPgFetchAckRate)
+	ratio("postgres: fetch+ack, batches of 100", IDPgFetchAck, targetPgFetchAck)
+	ratio("postgres: trigger, concurrency 32", IDPgTrigger(targetTriggerAt), targetPgTrigger)
+	if res, ok := rep.Result(IDPgLatency); ok {
+		out = append(out, Target{Name: "postgres: publish to pipeline start (NOTIFY), p50", Result: IDPgLatency, Want: "≤ " + fmtDuration(targetPgP50),
+			Got: fmtDuration(res.Latency.P50), Value: res.Latency.P50.Seconds(), Met: res.Latency.P50 <= targetPgP50})
+	}
+	// The fetch latency is flat when the largest backlog's fetches run at
+	// least half as fast as those with none.
+	var largest string
+	for _, res := range rep.Results {
+		if strings.HasPrefix(res.ID, pgFetchLatencyPrefix) && res.Ceiling != "" {
+			largest = res.ID
+		}
+	}
+	if largest != "" {
+		ratio("postgres: fetch latency, largest backlog against none", largest, targetPgFlat)
+	}
 	return out
 }

@@ -294,17 +294,22 @@ func (AckPolicy) EnumDescriptor() ([]byte, []int) {
 	return file_eventbus_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
-// BrokerConfig configures an eventbus.broker module. With no dsn, url or urls
-// (and no EVENTBUS_<NAME>_URI or NATS_URL in the environment) the broker runs
-// an embedded NATS server inside the plugin process.
+// BrokerConfig configures an eventbus.broker module. With provider nats (the
+// default) and no dsn, url or urls (and no EVENTBUS_<NAME>_URI or NATS_URL in
+// the environment) the broker runs an embedded NATS server inside the plugin
+// process. With provider postgres the messages live in a PostgreSQL database
+// whose DSN comes from dsn or url, else EVENTBUS_<NAME>_URI, else
+// DATABASE_URL.
 type BrokerConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Broker software: "nats" (default).
+	// Broker software: "nats" (default) or "postgres" ("pgchannel" is the same).
 	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
-	// Where the broker runs: embedded, self_hosted, kubernetes,
+	// Where the broker runs: embedded (nats only), self_hosted, kubernetes,
 	// digitalocean.app_platform, aws.ecs or aws.eks.
 	DeployTarget string `protobuf:"bytes,2,opt,name=deploy_target,json=deployTarget,proto3" json:"deploy_target,omitempty"`
-	// Connection URL of an external broker, for example nats://10.0.0.5:4222.
+	// Connection URL of an external NATS broker, for example
+	// nats://10.0.0.5:4222, or the PostgreSQL DSN, for example
+	// postgres://app:secret@db:5432/app.
 	Dsn string `protobuf:"bytes,3,opt,name=dsn,proto3" json:"dsn,omitempty"`
 	// Seed URLs of an external cluster; joined with dsn and url.
 	Urls []string `protobuf:"bytes,4,rep,name=urls,proto3" json:"urls,omitempty"`
@@ -318,13 +323,32 @@ type BrokerConfig struct {
 	Url string `protobuf:"bytes,8,opt,name=url,proto3" json:"url,omitempty"`
 	// Sizing hints kept for configs written for deployment tooling; the plugin
 	// reports them but does not act on them.
-	Version       string               `protobuf:"bytes,20,opt,name=version,proto3" json:"version,omitempty"`
-	Replicas      int32                `protobuf:"varint,21,opt,name=replicas,proto3" json:"replicas,omitempty"`
-	Jetstream     *JetStreamSettings   `protobuf:"bytes,22,opt,name=jetstream,proto3" json:"jetstream,omitempty"`
-	Limits        *ResourceLimits      `protobuf:"bytes,23,opt,name=limits,proto3" json:"limits,omitempty"`
-	PollInterval  *durationpb.Duration `protobuf:"bytes,24,opt,name=poll_interval,json=pollInterval,proto3" json:"poll_interval,omitempty"`
-	BrokerTarget  string               `protobuf:"bytes,25,opt,name=broker_target,json=brokerTarget,proto3" json:"broker_target,omitempty"`
-	MaxConns      int32                `protobuf:"varint,26,opt,name=max_conns,json=maxConns,proto3" json:"max_conns,omitempty"`
+	Version   string             `protobuf:"bytes,20,opt,name=version,proto3" json:"version,omitempty"`
+	Replicas  int32              `protobuf:"varint,21,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	Jetstream *JetStreamSettings `protobuf:"bytes,22,opt,name=jetstream,proto3" json:"jetstream,omitempty"`
+	Limits    *ResourceLimits    `protobuf:"bytes,23,opt,name=limits,proto3" json:"limits,omitempty"`
+	// PostgreSQL settings (provider postgres); on a nats broker
+	// poll_interval, broker_target and max_conns are kept and not acted on.
+	//
+	// How often a waiting consumer looks for messages when no notification
+	// woke it (default 1s).
+	PollInterval *durationpb.Duration `protobuf:"bytes,24,opt,name=poll_interval,json=pollInterval,proto3" json:"poll_interval,omitempty"`
+	// Where the broker runs: in_process (the only choice, and the default:
+	// the plugin talks to the database itself).
+	BrokerTarget string `protobuf:"bytes,25,opt,name=broker_target,json=brokerTarget,proto3" json:"broker_target,omitempty"`
+	// Most connections in the pool (default 16); one more listens for
+	// notifications unless notify is false.
+	MaxConns int32 `protobuf:"varint,26,opt,name=max_conns,json=maxConns,proto3" json:"max_conns,omitempty"`
+	// Schema holding the backend's tables (default "eventbus"), so they can
+	// live in an application's own database.
+	Schema string `protobuf:"bytes,30,opt,name=schema,proto3" json:"schema,omitempty"`
+	// LISTEN/NOTIFY wakes consumers as soon as messages arrive (default true).
+	// false polls every poll_interval instead, as PgBouncer in transaction
+	// pooling mode requires.
+	Notify *bool `protobuf:"varint,31,opt,name=notify,proto3,oneof" json:"notify,omitempty"`
+	// Largest message, subject and headers included, in bytes (default 1 MiB,
+	// at most 256 MiB); a stream's max_msg_size may lower it.
+	MaxPayload    int32 `protobuf:"varint,32,opt,name=max_payload,json=maxPayload,proto3" json:"max_payload,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -460,6 +484,27 @@ func (x *BrokerConfig) GetBrokerTarget() string {
 func (x *BrokerConfig) GetMaxConns() int32 {
 	if x != nil {
 		return x.MaxConns
+	}
+	return 0
+}
+
+func (x *BrokerConfig) GetSchema() string {
+	if x != nil {
+		return x.Schema
+	}
+	return ""
+}
+
+func (x *BrokerConfig) GetNotify() bool {
+	if x != nil && x.Notify != nil {
+		return *x.Notify
+	}
+	return false
+}
+
+func (x *BrokerConfig) GetMaxPayload() int32 {
+	if x != nil {
+		return x.MaxPayload
 	}
 	return 0
 }
@@ -1108,7 +1153,7 @@ var File_eventbus_v1_resources_proto protoreflect.FileDescriptor
 
 const file_eventbus_v1_resources_proto_rawDesc = "" +
 	"\n" +
-	"\x1beventbus/v1/resources.proto\x12\veventbus.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x04\n" +
+	"\x1beventbus/v1/resources.proto\x12\veventbus.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\x05\n" +
 	"\fBrokerConfig\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12#\n" +
 	"\rdeploy_target\x18\x02 \x01(\tR\fdeployTarget\x12\x10\n" +
@@ -1124,7 +1169,12 @@ const file_eventbus_v1_resources_proto_rawDesc = "" +
 	"\x06limits\x18\x17 \x01(\v2\x1b.eventbus.v1.ResourceLimitsR\x06limits\x12>\n" +
 	"\rpoll_interval\x18\x18 \x01(\v2\x19.google.protobuf.DurationR\fpollInterval\x12#\n" +
 	"\rbroker_target\x18\x19 \x01(\tR\fbrokerTarget\x12\x1b\n" +
-	"\tmax_conns\x18\x1a \x01(\x05R\bmaxConns\"\xf5\x01\n" +
+	"\tmax_conns\x18\x1a \x01(\x05R\bmaxConns\x12\x16\n" +
+	"\x06schema\x18\x1e \x01(\tR\x06schema\x12\x1b\n" +
+	"\x06notify\x18\x1f \x01(\bH\x00R\x06notify\x88\x01\x01\x12\x1f\n" +
+	"\vmax_payload\x18  \x01(\x05R\n" +
+	"maxPayloadB\t\n" +
+	"\a_notify\"\xf5\x01\n" +
 	"\vCredentials\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x14\n" +
@@ -1281,6 +1331,7 @@ func file_eventbus_v1_resources_proto_init() {
 	if File_eventbus_v1_resources_proto != nil {
 		return
 	}
+	file_eventbus_v1_resources_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
