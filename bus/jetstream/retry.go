@@ -51,10 +51,13 @@ type retrier struct {
 	timeout time.Duration
 	pause   time.Duration
 	// streams holds, by subject, the stream known to capture it ("" for
-	// none); asked holds the subjects the server could not say about in
-	// this round, so a batch asks once per subject and round.
+	// none); unknown holds the subjects the server could not say about.
+	// Each subject is asked about once: a server that cannot say (its
+	// meta leader is being elected too) takes seconds to fail to, and
+	// asking again on every attempt would keep the publish from noticing
+	// the leader it waits for.
 	streams map[string]string
-	asked   map[string]bool
+	unknown map[string]bool
 	// limits holds the size limits looked up for publishError.
 	limits   map[string]string
 	attempts int
@@ -62,15 +65,11 @@ type retrier struct {
 
 func (b *Bus) newRetrier() *retrier {
 	return &retrier{b: b, timeout: firstAttemptTimeout, pause: retryPause,
-		streams: map[string]string{}, asked: map[string]bool{}, limits: map[string]string{}}
+		streams: map[string]string{}, unknown: map[string]bool{}, limits: map[string]string{}}
 }
 
-// newRound starts a round of attempts: the server is asked again about
-// subjects it could not say about before.
-func (r *retrier) newRound() {
-	r.attempts++
-	clear(r.asked)
-}
+// newRound counts a round of attempts.
+func (r *retrier) newRound() { r.attempts++ }
 
 // expired notes that an attempt ran out of time: the next gets twice as
 // long, up to maxAttemptTimeout.
@@ -124,18 +123,17 @@ func (r *retrier) classify(ctx context.Context, m *nats.Msg, err error, expired 
 	return failFinal, r.b.publishError(ctx, m, err, r.limits)
 }
 
-// stream asks the server which stream captures subject, once per subject
-// that answers (known): covered says whether one does, and stream names
-// it. A server that cannot say (its meta leader is being elected too)
-// leaves it unknown, to be asked again after the next attempt.
+// stream asks the server which stream captures subject, once: covered
+// says whether one does, and stream names it, when the server could say
+// (known). A server that cannot say leaves it unknown and covered: the
+// publish is worth more attempts.
 func (r *retrier) stream(ctx context.Context, subject string) (stream string, covered, known bool) {
 	if s, ok := r.streams[subject]; ok {
 		return s, s != "", true
 	}
-	if r.asked[subject] {
+	if r.unknown[subject] {
 		return "", true, false
 	}
-	r.asked[subject] = true
 	lctx, cancel := context.WithTimeout(ctx, sizeLimitLookup)
 	defer cancel()
 	name, err := r.b.js.StreamNameBySubject(lctx, subject)
@@ -147,6 +145,7 @@ func (r *retrier) stream(ctx context.Context, subject string) (stream string, co
 		r.streams[subject] = ""
 		return "", false, true
 	}
+	r.unknown[subject] = true
 	return "", true, false
 }
 
@@ -227,7 +226,11 @@ type retryError struct {
 }
 
 func (e *retryError) Error() string {
-	return fmt.Sprintf("%v (gave up after %d attempts: %v)", e.last, e.attempts, e.end)
+	attempts := "attempts"
+	if e.attempts == 1 {
+		attempts = "attempt"
+	}
+	return fmt.Sprintf("%v (gave up after %d %s: %v)", e.last, e.attempts, attempts, e.end)
 }
 
 func (e *retryError) Unwrap() []error { return []error{e.last, e.end} }

@@ -300,7 +300,9 @@ func (d *delivery) confirm(ctx context.Context, body []byte) error {
 				return &retryError{last: last, end: err, attempts: attempts}
 			}
 			return err
-		case b.consumerGone(ctx, d.key.stream, d.key.consumer):
+		// The server is asked once: one that cannot say takes seconds to
+		// fail to.
+		case last == nil && b.consumerGone(ctx, d.key.stream, d.key.consumer):
 			return fmt.Errorf("%w: the consumer %q of stream %q is gone: %w", bus.ErrNotFound, d.key.consumer, d.key.stream, err)
 		}
 		last = &brokerError{sentinel: bus.ErrUnavailable, cause: err, detail: fmt.Sprintf(
