@@ -294,7 +294,7 @@ func (t *subscribeTrigger) deadLetter(ctx context.Context, msg *bus.Message, rea
 		switch {
 		case err == nil:
 			t.p.metrics.DeadLettered(msg.Stream, msg.Consumer)
-			log.Error("pipeline failed on the last allowed delivery; message dead-lettered and terminated", "error", reason, "attempts", attempt)
+			log.Error("pipeline failed on the last allowed delivery; message terminated", "error", reason, "dead_letter_attempts", attempt)
 			t.settle(ctx, msg, "term", msg.Term(ctx, fmt.Sprintf("max_deliver %d reached: %v", t.maxDeliver, reason)))
 			return
 		case errors.Is(err, bus.ErrClosed):

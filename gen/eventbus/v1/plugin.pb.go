@@ -458,15 +458,16 @@ type SubscribeTriggerConfig struct {
 	OrderedBySubject bool `protobuf:"varint,9,opt,name=ordered_by_subject,json=orderedBySubject,proto3" json:"ordered_by_subject,omitempty"`
 	// Consumer settings, used when no eventbus.consumer module declares the
 	// consumer.
-	DeliverPolicy     DeliverPolicy          `protobuf:"varint,10,opt,name=deliver_policy,json=deliverPolicy,proto3,enum=eventbus.v1.DeliverPolicy" json:"deliver_policy,omitempty"`
-	OptStartSeq       uint64                 `protobuf:"varint,11,opt,name=opt_start_seq,json=optStartSeq,proto3" json:"opt_start_seq,omitempty"`
-	OptStartTime      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=opt_start_time,json=optStartTime,proto3" json:"opt_start_time,omitempty"`
-	AckPolicy         AckPolicy              `protobuf:"varint,13,opt,name=ack_policy,json=ackPolicy,proto3,enum=eventbus.v1.AckPolicy" json:"ack_policy,omitempty"`
-	AckWait           *durationpb.Duration   `protobuf:"bytes,14,opt,name=ack_wait,json=ackWait,proto3" json:"ack_wait,omitempty"`
-	MaxDeliver        int32                  `protobuf:"varint,15,opt,name=max_deliver,json=maxDeliver,proto3" json:"max_deliver,omitempty"`
-	Backoff           []*durationpb.Duration `protobuf:"bytes,16,rep,name=backoff,proto3" json:"backoff,omitempty"`
-	MaxAckPending     int32                  `protobuf:"varint,17,opt,name=max_ack_pending,json=maxAckPending,proto3" json:"max_ack_pending,omitempty"`
-	DeadLetterSubject string                 `protobuf:"bytes,18,opt,name=dead_letter_subject,json=deadLetterSubject,proto3" json:"dead_letter_subject,omitempty"`
+	DeliverPolicy DeliverPolicy          `protobuf:"varint,10,opt,name=deliver_policy,json=deliverPolicy,proto3,enum=eventbus.v1.DeliverPolicy" json:"deliver_policy,omitempty"`
+	OptStartSeq   uint64                 `protobuf:"varint,11,opt,name=opt_start_seq,json=optStartSeq,proto3" json:"opt_start_seq,omitempty"`
+	OptStartTime  *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=opt_start_time,json=optStartTime,proto3" json:"opt_start_time,omitempty"`
+	AckPolicy     AckPolicy              `protobuf:"varint,13,opt,name=ack_policy,json=ackPolicy,proto3,enum=eventbus.v1.AckPolicy" json:"ack_policy,omitempty"`
+	AckWait       *durationpb.Duration   `protobuf:"bytes,14,opt,name=ack_wait,json=ackWait,proto3" json:"ack_wait,omitempty"`
+	MaxDeliver    int32                  `protobuf:"varint,15,opt,name=max_deliver,json=maxDeliver,proto3" json:"max_deliver,omitempty"`
+	Backoff       []*durationpb.Duration `protobuf:"bytes,16,rep,name=backoff,proto3" json:"backoff,omitempty"`
+	MaxAckPending int32                  `protobuf:"varint,17,opt,name=max_ack_pending,json=maxAckPending,proto3" json:"max_ack_pending,omitempty"`
+	// As in ConsumerConfig.
+	DeadLetterSubject string `protobuf:"bytes,18,opt,name=dead_letter_subject,json=deadLetterSubject,proto3" json:"dead_letter_subject,omitempty"`
 	// Workflow to run, set by the engine (pipeline:<name>).
 	WorkflowType  string `protobuf:"bytes,19,opt,name=workflow_type,json=workflowType,proto3" json:"workflow_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
