@@ -38,6 +38,8 @@ func mapError(err error) error {
 		sentinel = bus.ErrNoStream
 	case hasErrorCode(err, jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant):
 		sentinel = bus.ErrWrongLastSequence
+	case waitCures(err):
+		sentinel = bus.ErrUnavailable
 	case errors.Is(err, nats.ErrConnectionClosed),
 		errors.Is(err, nats.ErrConnectionReconnecting),
 		errors.Is(err, nats.ErrDisconnected),

@@ -173,6 +173,16 @@ func (p *batch) round(ctx context.Context, todo []int) (next []int, err error) {
 		if p.msgs[i].MsgID != "" {
 			timeout = deadline
 		}
+		// An answer that is there wins over a deadline that has passed.
+		select {
+		case ack := <-f.Ok():
+			p.results[i] = bus.PublishResult{Ack: bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}}
+			continue
+		case err := <-f.Err():
+			fail(i, err, false)
+			continue
+		default:
+		}
 		select {
 		case ack := <-f.Ok():
 			p.results[i] = bus.PublishResult{Ack: bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}}

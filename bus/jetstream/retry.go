@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -108,7 +109,7 @@ func (r *retrier) classify(ctx context.Context, m *nats.Msg, err error, expired 
 			return failFinal, r.b.publishError(ctx, m, err, r.limits)
 		}
 		return failNotStored, fmt.Errorf("publish to %q: %w", m.Subject, unavailable(err, stream))
-	case isUnavailable(err):
+	case waitCures(err):
 		return failNotStored, fmt.Errorf("publish to %q: %w", m.Subject, unavailable(err, ""))
 	case expired && errors.Is(err, context.DeadlineExceeded):
 		return failUnknown, fmt.Errorf("publish to %q: no answer within %s: %w", m.Subject, r.timeout, err)
@@ -149,12 +150,31 @@ func (r *retrier) stream(ctx context.Context, subject string) (stream string, co
 	return "", true, false
 }
 
-// isUnavailable reports a server's refusal that waiting cures: status 503,
-// which JetStream answers while a cluster has no leader for what was asked
-// or a server has not yet brought JetStream up.
-func isUnavailable(err error) bool {
+// JetStream API error codes of refusals that waiting cures.
+const (
+	errCodeClusterNotAvailable jetstream.ErrorCode = 10008
+	errCodeIncompleteResults   jetstream.ErrorCode = 10004
+	errCodeNoPeers             jetstream.ErrorCode = 10005
+	errCodeLastSeqNotReady     jetstream.ErrorCode = 10163
+)
+
+// waitCures reports a server's refusal that waiting cures: JetStream
+// "temporarily unavailable" (a cluster without a meta leader, a server
+// still starting), incomplete results from a cluster that lost a server,
+// and a placement that failed only because a server is offline (as during
+// a rolling restart).
+func waitCures(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.Code == 503
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case errCodeClusterNotAvailable, errCodeIncompleteResults, errCodeLastSeqNotReady:
+		return true
+	case errCodeNoPeers:
+		return strings.Contains(apiErr.Description, "peer offline")
+	}
+	return false
 }
 
 // unavailable words err, a publish nothing served on a subject that stream
