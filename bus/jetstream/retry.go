@@ -64,9 +64,11 @@ type retrier struct {
 	attempts int
 }
 
+// newRetrier returns the retrier of one call; its maps are made when a
+// failure first needs them, so that a publish that succeeds at once pays
+// for none.
 func (b *Bus) newRetrier() *retrier {
-	return &retrier{b: b, timeout: firstAttemptTimeout, pause: retryPause,
-		streams: map[string]string{}, unknown: map[string]bool{}, limits: map[string]string{}}
+	return &retrier{b: b, timeout: firstAttemptTimeout, pause: retryPause}
 }
 
 // newRound counts a round of attempts.
@@ -102,6 +104,9 @@ func (r *retrier) attemptContext(ctx context.Context, idempotent bool) (context.
 // (bus.ErrNoStream); when one does, its stream is between leaders or
 // still starting, and the publish is sent again.
 func (r *retrier) classify(ctx context.Context, m *nats.Msg, err error, expired bool) (failure, error) {
+	if r.limits == nil {
+		r.streams, r.unknown, r.limits = map[string]string{}, map[string]bool{}, map[string]string{}
+	}
 	switch {
 	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
 		stream, covered, known := r.stream(ctx, m.Subject)
