@@ -6,6 +6,21 @@ import (
 )
 
 // Publisher stores messages in streams.
+//
+// Publish and PublishBatch ride out what a broker recovers from on its own
+// — a lost connection, a stream electing a leader, a server starting — by
+// trying again until the message is stored or ctx ends (ctx without a
+// deadline: a backend's default bound, such as 30 seconds). A message that
+// cannot have been stored (the broker was not reached, or nothing served
+// its stream) is sent again whatever it carries. A message whose fate is
+// unknown (the answer was lost, or did not come in time) is sent again only
+// when it has a MsgID, which makes the broker store it once however often
+// it arrives; without one the failure is returned, as a repeat could store
+// it twice. Failures that waiting cannot cure come back at once:
+// ErrNoStream (no stream captures the subject), ErrPayloadTooLarge,
+// ErrWrongLastSequence, ErrInvalidConfig, ErrClosed. When ctx ends first
+// the error wraps ctx's error and the last failure (ErrNotConnected,
+// ErrUnavailable, or a timeout).
 type Publisher interface {
 	// Publish stores one message and waits for the broker's ack.
 	Publish(ctx context.Context, msg OutgoingMessage) (PublishAck, error)
@@ -68,7 +83,10 @@ type Subscriber interface {
 	Subscribe(ctx context.Context, stream, consumer string, h Handler, opts SubscribeOptions) (Subscription, error)
 }
 
-// Settler settles deliveries by their ack token.
+// Settler settles deliveries by their ack token. Ack, Nak and Term wait for
+// the broker to confirm; while the consumer cannot answer (ErrUnavailable:
+// its leader is being elected, its server is starting), they try again
+// until ctx ends.
 type Settler interface {
 	Ack(ctx context.Context, token string) error
 	Nak(ctx context.Context, token string, delay time.Duration) error

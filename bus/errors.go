@@ -29,6 +29,14 @@ var (
 	// once it is back (the client reconnects on its own).
 	ErrNotConnected = errors.New("not connected to the broker")
 
+	// ErrUnavailable: the broker is reachable, but the stream or consumer
+	// the call needs cannot serve it now: its servers are electing a
+	// leader, are still starting, or too few of them run for a majority.
+	// Nothing was done; retry (Publish and the settlements do so
+	// themselves until their context ends). Unlike ErrNotFound, the stream
+	// or consumer exists.
+	ErrUnavailable = errors.New("unavailable")
+
 	// ErrNoStream: no stream captures the subject, so a publish would be
 	// lost. Declare a stream whose subjects match.
 	ErrNoStream = errors.New("no stream for subject")

@@ -127,6 +127,10 @@ func (s consumerSettings) validate() error {
 // bus maps the settings to a bus consumer. Backoff is not handed to the
 // broker: it spaces the redeliveries the trigger asks for when a pipeline
 // fails, while ack_wait alone governs deliveries that were never settled.
+// With a dead-letter subject, neither is max_deliver: the subscribe
+// trigger counts deliveries itself, so that a message stays deliverable
+// until its dead letter is stored, however often the process handling it
+// stops first.
 func (s consumerSettings) bus() bus.ConsumerConfig {
 	c := bus.ConsumerConfig{
 		Durable:        s.Durable,
@@ -138,6 +142,9 @@ func (s consumerSettings) bus() bus.ConsumerConfig {
 		AckWait:        s.AckWait,
 		MaxDeliver:     s.MaxDeliver,
 		MaxAckPending:  s.MaxAckPending,
+	}
+	if s.DeadLetter != "" {
+		c.MaxDeliver = -1
 	}
 	switch s.DeliverPolicy {
 	case eventbusv1.DeliverPolicy_DELIVER_POLICY_LAST:

@@ -58,12 +58,17 @@ type StepInput interface {
 	Config() map[string]any
 	// Current returns one key of the pipeline's current data.
 	Current(key string) (any, bool)
+	// Trigger returns one key of the data the pipeline was triggered with,
+	// which steps do not change.
+	Trigger(key string) (any, bool)
 }
 
 // MapInput is a StepInput held in plain maps.
 type MapInput struct {
 	Rendered map[string]any
 	Data     map[string]any
+	// TriggerData is the pipeline's trigger data.
+	TriggerData map[string]any
 }
 
 // Config returns the rendered config.
@@ -72,6 +77,12 @@ func (in MapInput) Config() map[string]any { return in.Rendered }
 // Current returns one key of the current data.
 func (in MapInput) Current(key string) (any, bool) {
 	v, ok := in.Data[key]
+	return v, ok
+}
+
+// Trigger returns one key of the trigger data.
+func (in MapInput) Trigger(key string) (any, bool) {
+	v, ok := in.TriggerData[key]
 	return v, ok
 }
 

@@ -2,9 +2,14 @@ package eventbus
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,8 +77,9 @@ func hasTemplate(v any) bool {
 }
 
 // CreateStep creates a step of type typ from its raw (untemplated) config.
-// The host names the step in errors; name is not needed here.
-func (p *Plugin) CreateStep(_ context.Context, typ, _ string, config map[string]any) (Step, error) {
+// The host names the step in errors; the publish step derives its
+// messages' ids from name.
+func (p *Plugin) CreateStep(_ context.Context, typ, name string, config map[string]any) (Step, error) {
 	switch typ {
 	case StepPublish:
 		c, err := newStepConfig(config, func() *eventbusv1.PublishStepConfig { return &eventbusv1.PublishStepConfig{} })
@@ -84,7 +90,7 @@ func (p *Plugin) CreateStep(_ context.Context, typ, _ string, config map[string]
 		if err != nil {
 			return nil, err
 		}
-		return &publishStep{p: p, b: b, cfg: c}, nil
+		return &publishStep{p: p, b: b, cfg: c, name: name}, nil
 	case StepConsume:
 		c, err := newStepConfig(config, func() *eventbusv1.ConsumeStepConfig { return &eventbusv1.ConsumeStepConfig{} })
 		if err != nil {
@@ -154,9 +160,10 @@ func checkBatch(n int32) error {
 
 // publishStep is step.eventbus.publish.
 type publishStep struct {
-	p   *Plugin
-	b   *broker // nil: resolved from the rendered broker_ref
-	cfg stepConfig[*eventbusv1.PublishStepConfig]
+	p    *Plugin
+	b    *broker // nil: resolved from the rendered broker_ref
+	cfg  stepConfig[*eventbusv1.PublishStepConfig]
+	name string
 }
 
 func (s *publishStep) Execute(ctx context.Context, in StepInput) (map[string]any, error) {
@@ -169,12 +176,13 @@ func (s *publishStep) Execute(ctx context.Context, in StepInput) (map[string]any
 		return nil, err
 	}
 	if len(cfg.GetMessages()) > 0 {
-		return s.batch(ctx, jb, cfg)
+		return s.batch(ctx, jb, cfg, in)
 	}
 	msg, err := outgoing(cfg.GetSubject(), cfg.GetPayload(), cfg.GetHeaders(), cfg.GetMsgId(), cfg.GetCorrelationId(), cfg.GetExpectedLastSequence(), "config")
 	if err != nil {
 		return nil, err
 	}
+	s.assignIDs(cfg, in, []*bus.OutgoingMessage{&msg}, -1)
 	ack, err := jb.Publish(ctx, msg)
 	if errors.Is(err, bus.ErrPayloadTooLarge) {
 		return nil, fmt.Errorf("message of %d bytes: %w", len(msg.Payload), err)
@@ -192,7 +200,7 @@ func (s *publishStep) Execute(ctx context.Context, in StepInput) (map[string]any
 	}, nil
 }
 
-func (s *publishStep) batch(ctx context.Context, jb bus.Publisher, cfg *eventbusv1.PublishStepConfig) (map[string]any, error) {
+func (s *publishStep) batch(ctx context.Context, jb bus.Publisher, cfg *eventbusv1.PublishStepConfig, in StepInput) (map[string]any, error) {
 	msgs := make([]bus.OutgoingMessage, len(cfg.GetMessages()))
 	for i, m := range cfg.GetMessages() {
 		subject := m.GetSubject()
@@ -205,8 +213,13 @@ func (s *publishStep) batch(ctx context.Context, jb bus.Publisher, cfg *eventbus
 		}
 		msgs[i] = out
 	}
+	ptrs := make([]*bus.OutgoingMessage, len(msgs))
+	for i := range msgs {
+		ptrs[i] = &msgs[i]
+	}
+	s.assignIDs(cfg, in, ptrs, 0)
 	results, err := jb.PublishBatch(ctx, msgs)
-	if err != nil {
+	if err != nil && results == nil {
 		return nil, fmt.Errorf("batch publish: %w", err)
 	}
 	out := make([]any, len(results))
@@ -231,11 +244,123 @@ func (s *publishStep) batch(ctx context.Context, jb bus.Publisher, cfg *eventbus
 	if len(failed) > 0 {
 		return nil, fmt.Errorf("batch publish: %d of %d messages failed: %w", len(failed), len(results), errors.Join(failed...))
 	}
+	if err != nil {
+		return nil, fmt.Errorf("batch publish: %w", err)
+	}
 	return map[string]any{
 		"results":  out,
 		"count":    float64(len(results)),
 		"acked_at": time.Now().UTC().Format(time.RFC3339Nano),
 	}, nil
+}
+
+// assignIDs gives each message of msgs without a MsgID one, unless the
+// config's auto_msg_id is false: derived from the triggering message when
+// the pipeline runs for one (see derivedID), else drawn at random, so that
+// the bus can send it again safely when its answer is lost. first is the
+// batch index of msgs[0], or -1 for a single message.
+func (s *publishStep) assignIDs(cfg *eventbusv1.PublishStepConfig, in StepInput, msgs []*bus.OutgoingMessage, first int) {
+	if cfg.AutoMsgId != nil && !cfg.GetAutoMsgId() {
+		return
+	}
+	origin, derived := triggeringMessage(in)
+	for i, m := range msgs {
+		switch {
+		case m.MsgID != "":
+		case derived && first < 0:
+			m.MsgID = origin.derivedID(s.name, -1, m)
+		case derived:
+			m.MsgID = origin.derivedID(s.name, first+i, m)
+		default:
+			m.MsgID = rand.Text()
+		}
+	}
+}
+
+// origin is the message a subscribe trigger ran the pipeline for, and
+// where in the pipeline a step runs.
+type origin struct {
+	stream, consumer string
+	sequence         uint64
+	// foreach is the index of the step.foreach iteration the step runs in,
+	// or -1.
+	foreach int64
+}
+
+// triggeringMessage returns the origin of a step's execution when the
+// pipeline runs for a message of trigger.eventbus.subscribe: its trigger
+// data names the stream, consumer and sequence of a delivery with an ack
+// token.
+func triggeringMessage(in StepInput) (origin, bool) {
+	str := func(key string) string {
+		v, _ := in.Trigger(key)
+		s, _ := v.(string)
+		return s
+	}
+	o := origin{stream: str("stream"), consumer: str("consumer"), foreach: -1}
+	seq, ok := number(in.Trigger("sequence"))
+	if !ok || seq <= 0 || o.stream == "" || o.consumer == "" || str("ack_token") == "" {
+		return origin{}, false
+	}
+	o.sequence = uint64(seq)
+	if fe, ok := in.Current("foreach"); ok {
+		if m, ok := fe.(map[string]any); ok {
+			if i, ok := number(m["index"], true); ok {
+				o.foreach = int64(i)
+			}
+		}
+	}
+	return o, true
+}
+
+// number reads a whole number of a pipeline's data: JSON numbers arrive as
+// float64, the host's own as ints.
+func number(v any, ok bool) (float64, bool) {
+	if !ok {
+		return 0, false
+	}
+	switch n := v.(type) {
+	case float64:
+		return n, n == float64(int64(n))
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	}
+	return 0, false
+}
+
+// derivedID is the id of msg, published by step (index: its place in a
+// batch, or -1) for the origin's message: the same on every delivery of
+// that message, so that the outputs of a redelivered input are stored once
+// within their stream's duplicate window. The message itself is part of
+// it, so that two different messages never share an id, even from a step
+// that runs several times for one input; an output that differs from one
+// run to the next (a time in its payload, say) is stored once per run.
+func (o origin) derivedID(step string, index int, msg *bus.OutgoingMessage) string {
+	h := sha256.New()
+	field := func(s string) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	field(o.consumer)
+	field(step)
+	field(strconv.Itoa(index))
+	field(strconv.FormatInt(o.foreach, 10))
+	field(msg.Subject)
+	field(string(msg.Payload))
+	keys := slices.Sorted(maps.Keys(msg.Headers))
+	for _, k := range keys {
+		field(k)
+		for _, v := range msg.Headers[k] {
+			field(v)
+		}
+	}
+	field(msg.CorrelationID)
+	field(strconv.FormatUint(msg.ExpectedLastSequence, 10))
+	return fmt.Sprintf("eventbus:%s:%d:%x", o.stream, o.sequence, h.Sum(nil)[:16])
 }
 
 // outgoing builds a message; path names the config it came from in errors.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,21 +21,38 @@ const (
 	HeaderSubject       = "Eventbus-Subject"
 	HeaderStream        = "Eventbus-Stream"
 	HeaderSequence      = "Eventbus-Sequence"
+	// HeaderOriginalPrefix prefixes the input's headers that the broker
+	// would act on (those beginning with Nats-: Nats-Msg-Id,
+	// Nats-Expected-Stream, Nats-Rollup, Nats-TTL, ...), which a dead
+	// letter keeps under this name only: as controls they could keep the
+	// dead letter from being stored, or make it remove other messages.
+	HeaderOriginalPrefix = "Eventbus-Original-"
 )
 
 const (
 	defaultBackoffStart = time.Second
 	defaultBackoffMax   = time.Minute
 	defaultAckWait      = 30 * time.Second
-	deadLetterAttempts  = 3
+	// A dead letter the broker does not take yet is sent again after
+	// deadLetterRetryStart, then twice as long each time up to
+	// deadLetterRetryMax, until it is stored or the trigger stops.
+	deadLetterRetryStart = 100 * time.Millisecond
+	deadLetterRetryMax   = 5 * time.Second
 )
 
 // subscribeTrigger is trigger.eventbus.subscribe: it runs its pipeline once
 // per message of a durable consumer. Success acks the message; failure naks
-// it with backoff; the last allowed delivery that fails is published to the
-// dead-letter subject (when set) and terminated. The subscription keeps each
-// message alive (in progress) from its arrival until its pipeline has
-// finished, so a pipeline longer than the ack wait still runs once.
+// it with backoff; the last allowed delivery that fails is terminated, once
+// published to the dead-letter subject when the consumer has one. The
+// subscription keeps each message alive (in progress) from its arrival
+// until its pipeline has finished, so a pipeline longer than the ack wait
+// still runs once.
+//
+// With a dead-letter subject, the broker's consumer has no max_deliver of
+// its own (see consumerSettings.bus): the trigger counts the deliveries,
+// and a message whose dead letter could not be stored before the trigger
+// stopped is not lost to the broker's limit but delivered again, to be
+// dead-lettered without running the pipeline once more.
 type subscribeTrigger struct {
 	p         *Plugin
 	workflow  string
@@ -190,6 +208,9 @@ func (t *subscribeTrigger) Start(ctx context.Context) error {
 		t.ackWait = defaultAckWait
 	}
 	t.maxDeliver = info.Config.MaxDeliver
+	if t.settings.DeadLetter != "" {
+		t.maxDeliver = t.settings.MaxDeliver
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	sub, err := jb.Subscribe(runCtx, t.settings.Stream, t.settings.Durable, t.handle, t.opts)
 	if err != nil {
@@ -216,8 +237,14 @@ func (t *subscribeTrigger) Stop(ctx context.Context) error {
 	return err
 }
 
-// handle runs the pipeline for one message and settles it.
+// handle runs the pipeline for one message and settles it. A message back
+// after its last allowed delivery is dead-lettered without a run.
 func (t *subscribeTrigger) handle(ctx context.Context, msg *bus.Message) {
+	if t.settings.DeadLetter != "" && t.maxDeliver > 0 && msg.DeliveryCount > uint64(t.maxDeliver) {
+		t.deadLetter(ctx, msg, fmt.Errorf("%w: delivered %d times, more than max_deliver %d, without its pipeline succeeding: a stop cut its last allowed delivery short (before the pipeline ran, or before the dead letter was stored), and the pipeline's last error is not known",
+			errMaxDeliverExceeded, msg.DeliveryCount, t.maxDeliver))
+		return
+	}
 	err := t.run(ctx, messageData(msg))
 	if err == nil {
 		t.settle(ctx, msg, "ack", msg.Ack(ctx))
@@ -226,8 +253,13 @@ func (t *subscribeTrigger) handle(ctx context.Context, msg *bus.Message) {
 	t.failed(ctx, msg, err)
 }
 
-// failed naks the message with backoff, or dead-letters and terminates it on
-// its last allowed delivery.
+// errMaxDeliverExceeded is the error a dead letter carries for a message
+// delivered after its last allowed delivery.
+var errMaxDeliverExceeded = errors.New("max_deliver exceeded")
+
+// failed naks the message with backoff, or on its last allowed delivery
+// dead-letters it (when the consumer has a dead-letter subject) and
+// terminates it.
 func (t *subscribeTrigger) failed(ctx context.Context, msg *bus.Message, runErr error) {
 	log := t.log.With("subject", msg.Subject, "sequence", msg.StreamSequence, "delivery", msg.DeliveryCount)
 	if t.maxDeliver <= 0 || int(msg.DeliveryCount) < t.maxDeliver {
@@ -237,58 +269,102 @@ func (t *subscribeTrigger) failed(ctx context.Context, msg *bus.Message, runErr 
 		return
 	}
 	if t.settings.DeadLetter != "" {
-		if err := t.deadLetter(ctx, msg, runErr); err != nil {
-			// The message stays in the stream, unsettled: nothing is lost,
-			// and the broker reports it as having reached max_deliver.
-			log.Error("dead-letter publish failed; message left in its stream", "dead_letter_subject", t.settings.DeadLetter, "error", err)
-			return
-		}
+		t.deadLetter(ctx, msg, runErr)
+		return
 	}
-	log.Error("pipeline failed on the last allowed delivery; message terminated", "error", runErr, "dead_letter_subject", t.settings.DeadLetter)
-	reason := fmt.Sprintf("max_deliver %d reached: %v", t.maxDeliver, runErr)
-	t.settle(ctx, msg, "term", msg.Term(ctx, reason))
+	log.Error("pipeline failed on the last allowed delivery; message terminated", "error", runErr)
+	t.settle(ctx, msg, "term", msg.Term(ctx, fmt.Sprintf("max_deliver %d reached: %v", t.maxDeliver, runErr)))
 }
 
-func (t *subscribeTrigger) deadLetter(ctx context.Context, msg *bus.Message, runErr error) error {
+// deadLetter publishes msg to the dead-letter subject, then terminates it.
+// It keeps trying until the dead letter is stored, while the subscription
+// keeps msg in progress: a broker that cannot take it now (reconnecting,
+// electing a leader, a dead-letter stream whose subjects are being changed)
+// costs time, not the message. When ctx ends first (the trigger stops) it
+// hands msg back for redelivery, to this consumer's other subscribers or
+// after a restart; a dead letter the broker can never take (too large for
+// the dead-letter stream, say) is reported and the message held back for
+// a while, to be tried again then. Neither terminates it.
+func (t *subscribeTrigger) deadLetter(ctx context.Context, msg *bus.Message, reason error) {
+	log := t.log.With("subject", msg.Subject, "sequence", msg.StreamSequence, "delivery", msg.DeliveryCount, "dead_letter_subject", t.settings.DeadLetter)
+	out := t.deadLetterMessage(msg, reason)
+	wait := deadLetterRetryStart
+	for attempt := 1; ; attempt++ {
+		err := t.publishDeadLetter(ctx, out)
+		switch {
+		case err == nil:
+			t.p.metrics.DeadLettered(msg.Stream, msg.Consumer)
+			log.Error("pipeline failed on the last allowed delivery; message terminated", "error", reason, "dead_letter_attempts", attempt)
+			t.settle(ctx, msg, "term", msg.Term(ctx, fmt.Sprintf("max_deliver %d reached: %v", t.maxDeliver, reason)))
+			return
+		case errors.Is(err, bus.ErrClosed):
+			log.Warn("the broker closed before the dead letter was stored; the message is delivered again after its ack wait", "error", err)
+			return
+		case ctx.Err() != nil:
+			log.Warn("stopped before the dead letter was stored; the message is handed back to be dead-lettered on its next delivery", "error", err, "attempts", attempt)
+			t.settle(ctx, msg, "nak", msg.Nak(ctx, 0))
+			return
+		case errors.Is(err, bus.ErrPayloadTooLarge), errors.Is(err, bus.ErrInvalidConfig):
+			log.Error("the broker refuses the dead letter; the message is kept and tried again on its next delivery", "error", err, "redelivery_in", defaultBackoffMax.String())
+			t.settle(ctx, msg, "nak", msg.Nak(ctx, defaultBackoffMax))
+			return
+		case attempt == 1:
+			log.Warn("dead-letter publish failed; the message is kept in progress and the publish retried until it is stored", "error", err)
+		default:
+			log.Debug("dead-letter publish failed again", "error", err, "attempt", attempt)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, deadLetterRetryMax)
+	}
+}
+
+// publishDeadLetter publishes out on the trigger's broker.
+func (t *subscribeTrigger) publishDeadLetter(ctx context.Context, out bus.OutgoingMessage) error {
 	b, err := t.p.broker(t.brokerRef)
 	if err != nil {
 		return err
 	}
 	jb, err := b.running()
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", bus.ErrClosed, err)
 	}
+	_, err = jb.Publish(ctx, out)
+	return err
+}
+
+// deadLetterMessage is the dead letter of msg: its payload and headers,
+// those the broker would act on renamed (HeaderOriginalPrefix), and the
+// Eventbus-* headers saying where it came from and why it failed. Its id
+// makes a repeated publish, by this trigger or after a redelivery, store it
+// once.
+func (t *subscribeTrigger) deadLetterMessage(msg *bus.Message, reason error) bus.OutgoingMessage {
 	h := make(bus.Headers, len(msg.Headers)+5)
 	for k, v := range msg.Headers {
+		if isControlHeader(k) {
+			k = HeaderOriginalPrefix + k
+		}
 		h[k] = v
 	}
-	h.Set(HeaderError, runErr.Error())
+	h.Set(HeaderError, reason.Error())
 	h.Set(HeaderDeliveryCount, strconv.FormatUint(msg.DeliveryCount, 10))
 	h.Set(HeaderSubject, msg.Subject)
 	h.Set(HeaderStream, msg.Stream)
 	h.Set(HeaderSequence, strconv.FormatUint(msg.StreamSequence, 10))
-	out := bus.OutgoingMessage{
+	return bus.OutgoingMessage{
 		Subject: t.settings.DeadLetter,
 		Payload: msg.Payload,
 		Headers: h,
-		// A retried dead-letter publish is stored once.
-		MsgID: "dlq:" + msg.Stream + ":" + strconv.FormatUint(msg.StreamSequence, 10),
+		MsgID:   "dlq:" + msg.Stream + ":" + msg.Consumer + ":" + strconv.FormatUint(msg.StreamSequence, 10),
 	}
-	for attempt := 1; ; attempt++ {
-		_, err = jb.Publish(ctx, out)
-		if err == nil {
-			t.p.metrics.DeadLettered(msg.Stream, msg.Consumer)
-			return nil
-		}
-		if attempt == deadLetterAttempts || errors.Is(err, bus.ErrNoStream) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt) * time.Second):
-		}
-	}
+}
+
+// isControlHeader reports a header the broker acts on rather than carries:
+// NATS reserves the Nats- prefix for those.
+func isControlHeader(key string) bool {
+	return len(key) >= 5 && strings.EqualFold(key[:5], "nats-")
 }
 
 // backoff is the redelivery delay after the given failed delivery: the

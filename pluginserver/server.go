@@ -137,3 +137,4 @@ type stepInput struct{ req *wfplugin.StepRequest }
 
 func (in stepInput) Config() map[string]any         { return in.req.Config() }
 func (in stepInput) Current(key string) (any, bool) { return in.req.CurrentValue(key) }
+func (in stepInput) Trigger(key string) (any, bool) { return in.req.TriggerValue(key) }

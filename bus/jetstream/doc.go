@@ -41,10 +41,20 @@
 // messages no handler started back for immediate redelivery, waiting until
 // the server has them.
 //
+// Publishing rides out what a cluster recovers from on its own: Publish and
+// PublishBatch wait for a lost connection to come back, send again a
+// message that nothing served because its stream is electing a leader (a
+// publish that no server answers on a subject a stream captures; on a
+// subject no stream captures it is bus.ErrNoStream at once), and send again
+// a message with a MsgID whose answer was lost, until their context ends
+// (30 seconds without a deadline). Ack, Nak and Term likewise send again
+// while the consumer's leader is being elected, and say
+// bus.ErrUnavailable, not bus.ErrNotFound, when their context ends first.
+//
 // Errors map to the bus sentinels (bus.ErrNotFound, bus.ErrNoStream,
 // bus.ErrPayloadTooLarge, bus.ErrWrongLastSequence, bus.ErrNotConnected,
-// ...) with the nats.go error kept in the chain. While the connection is
-// down, calls fail at once with bus.ErrNotConnected rather than queueing
-// work the caller cannot see; subscriptions resume by themselves once the
-// client has reconnected.
+// bus.ErrUnavailable, ...) with the nats.go error kept in the chain. While
+// the connection is down, calls other than publishes fail at once with
+// bus.ErrNotConnected rather than queueing work the caller cannot see;
+// subscriptions resume by themselves once the client has reconnected.
 package jetstream

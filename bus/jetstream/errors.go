@@ -14,8 +14,9 @@ import (
 // This package adds no sentinel errors of its own: every failure a caller
 // can react to is one of bus's (bus.ErrNotFound, bus.ErrInvalidConfig,
 // bus.ErrInvalidToken, bus.ErrStaleToken, bus.ErrPayloadTooLarge,
-// bus.ErrNotConnected, bus.ErrNoStream, bus.ErrWrongLastSequence,
-// bus.ErrClosed), wrapped around the nats.go error that caused it.
+// bus.ErrNotConnected, bus.ErrUnavailable, bus.ErrNoStream,
+// bus.ErrWrongLastSequence, bus.ErrClosed), wrapped around the nats.go
+// error that caused it.
 
 // mapError translates a nats.go error into the bus sentinel it means,
 // keeping the original in the chain. Errors with no bus meaning come back
@@ -37,6 +38,8 @@ func mapError(err error) error {
 		sentinel = bus.ErrNoStream
 	case hasErrorCode(err, jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant):
 		sentinel = bus.ErrWrongLastSequence
+	case waitCures(err):
+		sentinel = bus.ErrUnavailable
 	case errors.Is(err, nats.ErrConnectionClosed),
 		errors.Is(err, nats.ErrConnectionReconnecting),
 		errors.Is(err, nats.ErrDisconnected),

@@ -124,7 +124,9 @@ func TestErrorMappingFileStreamOnMemoryServer(t *testing.T) {
 }
 
 // TestNotConnected checks that calls fail at once with ErrNotConnected
-// while the broker is away, and work again once it is back.
+// while the broker is away, and work again once it is back; publishes wait
+// for the broker until their context ends, and then fail with
+// ErrNotConnected and the context's error.
 func TestNotConnected(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -140,15 +142,25 @@ func TestNotConnected(t *testing.T) {
 	}
 	waitFor(t, "the client to notice the broker is gone", func() bool { return !e.nc.IsConnected() })
 
-	calls := map[string]func() error{
-		"Publish": func() error {
+	publishes := map[string]func(ctx context.Context) error{
+		"Publish": func(ctx context.Context) error {
 			_, err := e.bus.Publish(ctx, bus.OutgoingMessage{Subject: "AWAY.a", Payload: []byte("x")})
 			return err
 		},
-		"PublishBatch": func() error {
+		"PublishBatch": func(ctx context.Context) error {
 			_, err := e.bus.PublishBatch(ctx, []bus.OutgoingMessage{{Subject: "AWAY.a", Payload: []byte("x")}})
 			return err
 		},
+	}
+	for name, publish := range publishes {
+		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		err := publish(pctx)
+		cancel()
+		if !errors.Is(err, bus.ErrNotConnected) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s while the broker is away = %v, want bus.ErrNotConnected and context.DeadlineExceeded", name, err)
+		}
+	}
+	calls := map[string]func() error{
 		"Fetch": func() error {
 			_, err := e.bus.Fetch(ctx, stream, consumer, bus.FetchOptions{MaxWait: time.Second})
 			return err

@@ -40,7 +40,9 @@ func fetchOptions(opts bus.FetchOptions) (batch int, wait time.Duration, err err
 // Fetch pulls up to opts.Batch messages from the durable consumer, waiting
 // at most opts.MaxWait (and no longer than ctx allows). Nothing arriving in
 // time is an empty slice, not an error. A consumer that does not exist is
-// bus.ErrNotFound.
+// bus.ErrNotFound. A pull that nothing serves although the consumer exists
+// (its leader is being elected, its server is starting) is sent again
+// within the same wait; when the wait ends first, it is bus.ErrUnavailable.
 func (b *Bus) Fetch(ctx context.Context, stream, consumer string, opts bus.FetchOptions) ([]*bus.Message, error) {
 	if err := checkName("stream_name", stream); err != nil {
 		return nil, err
@@ -75,7 +77,36 @@ func (b *Bus) Fetch(ctx context.Context, stream, consumer string, opts bus.Fetch
 		}
 		return nil, context.DeadlineExceeded
 	}
+	end := time.Now().Add(wait)
+	pause := retryPause
+	for attempt := 1; ; attempt++ {
+		out, err := b.pull(ctx, h, batch, wait, stream, consumer)
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return out, err
+		}
+		// The server is asked once whether the consumer exists: one that
+		// cannot say takes seconds to fail to.
+		if attempt == 1 && b.consumerGone(ctx, stream, consumer) {
+			b.forgetConsumers(stream, consumer)
+			return nil, fmt.Errorf("fetch from %q on stream %q: %w: the consumer is gone: %w", consumer, stream, bus.ErrNotFound, err)
+		}
+		wait = time.Until(end) - pause
+		if wait < minFetchWait {
+			return nil, fmt.Errorf("fetch from %q on stream %q: %w", consumer, stream, &brokerError{sentinel: bus.ErrUnavailable, cause: err, detail: fmt.Sprintf(
+				"nothing served the pull within its wait: the consumer's servers are electing a leader, are starting, or too few of them run for a majority (%d attempts)", attempt)})
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, maxRetryPause)
+	}
+}
 
+// pull is one pull of Fetch: the messages it brought, or its error, with
+// nats.ErrNoResponders in the chain when nothing served it.
+func (b *Bus) pull(ctx context.Context, h *consumerHandle, batch int, wait time.Duration, stream, consumer string) ([]*bus.Message, error) {
 	res, err := h.c.Fetch(batch, jetstream.FetchMaxWait(wait))
 	if err != nil {
 		return nil, fmt.Errorf("fetch from %q on stream %q: %w", consumer, stream, mapError(err))
@@ -105,13 +136,16 @@ func (b *Bus) Fetch(ctx context.Context, stream, consumer string, opts bus.Fetch
 }
 
 // fetchResult returns what a finished pull produced. An error that came
-// after some messages is left for the next pull to report.
+// after some messages is left for the next pull to report. A pull nothing
+// served comes back with nats.ErrNoResponders for Fetch to look into.
 func (b *Bus) fetchResult(out []*bus.Message, err error, stream, consumer string) ([]*bus.Message, error) {
 	if err == nil || len(out) > 0 {
 		return out, nil
 	}
-	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-		// Nobody serves the pull: the consumer (or its stream) is gone.
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, err
+	}
+	if errors.Is(err, jetstream.ErrConsumerDeleted) {
 		b.forgetConsumers(stream, consumer)
 		return nil, fmt.Errorf("fetch from %q on stream %q: %w: %w", consumer, stream, bus.ErrNotFound, err)
 	}

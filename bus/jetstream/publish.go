@@ -14,87 +14,227 @@ import (
 	"github.com/wfeventbus/eventbus/bus"
 )
 
-// Publish stores msg and waits for the stream's ack. A subject no stream
-// captures is bus.ErrNoStream, reported at once; a message larger than the
-// stream or server allows is bus.ErrPayloadTooLarge; a failed
-// ExpectedLastSequence is bus.ErrWrongLastSequence.
+// Publish stores msg and waits for the stream's ack. It tries again as
+// bus.Publisher says, until ctx ends (30 seconds when ctx has no
+// deadline): while the connection is down, while nothing serves the stream
+// capturing the subject (bus.ErrUnavailable: it is electing a leader, or
+// its server is starting), and, when msg has a MsgID, after an attempt
+// whose answer was lost (each attempt waits 2 seconds, then 4, up to 16).
+// A subject no stream captures is bus.ErrNoStream, reported at once; a
+// message larger than the stream or server allows is bus.ErrPayloadTooLarge;
+// a failed ExpectedLastSequence is bus.ErrWrongLastSequence.
 func (b *Bus) Publish(ctx context.Context, msg bus.OutgoingMessage) (bus.PublishAck, error) {
 	m, err := natsMsg(&msg)
 	if err != nil {
 		return bus.PublishAck{}, err
 	}
-	if err := b.ready(); err != nil {
-		return bus.PublishAck{}, err
+	if b.state.Load() != stateOpen {
+		return bus.PublishAck{}, bus.ErrClosed
 	}
-	ack, err := b.js.PublishMsg(ctx, m, b.failFast)
-	if errors.Is(err, jetstream.ErrNoStreamResponse) && b.streamCovers(ctx, m.Subject, nil) {
-		ack, err = b.js.PublishMsg(ctx, m)
+	ctx, cancel := withPublishDeadline(ctx)
+	defer cancel()
+	r := b.newRetrier()
+	idempotent := msg.MsgID != ""
+	var last error
+	for {
+		if err := b.awaitConnected(ctx, false); err != nil {
+			return bus.PublishAck{}, r.gaveUp(m.Subject, last, err)
+		}
+		r.newRound()
+		actx, acancel := r.attemptContext(ctx, idempotent)
+		ack, err := b.js.PublishMsg(actx, m, b.failFast)
+		expired := actx.Err() != nil && ctx.Err() == nil
+		acancel()
+		if err == nil {
+			return bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+		}
+		if ctx.Err() != nil {
+			if last == nil {
+				return bus.PublishAck{}, b.publishError(ctx, m, err, nil)
+			}
+			return bus.PublishAck{}, r.gaveUp(m.Subject, last, ctx.Err())
+		}
+		f, ferr := r.classify(ctx, m, err, expired)
+		if f == failFinal || (f == failUnknown && !idempotent) {
+			return bus.PublishAck{}, ferr
+		}
+		if expired {
+			r.expired()
+		}
+		last = ferr
+		if err := r.pauseAfter(ctx, f); err != nil {
+			return bus.PublishAck{}, r.gaveUp(m.Subject, last, err)
+		}
 	}
-	if err != nil {
-		return bus.PublishAck{}, b.publishError(ctx, m, err, nil)
-	}
-	return bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
 
 // PublishBatch sends every message without waiting, then waits once for all
-// acks. Each message's outcome is in its result; the returned error is for
-// the call as a whole: the Bus not being ready, ctx done before anything was
-// sent (no results), or ctx ending before every ack arrived (the results of
-// the messages still unanswered then carry ctx's error; they may still be
-// stored).
+// acks, and sends again, in rounds, the messages Publish would try again,
+// until ctx ends (30 seconds when ctx has no deadline). Each message's
+// outcome is in its result; the returned error is for the call as a whole:
+// the Bus closed, ctx done or the connection down until ctx ended before
+// anything was sent (no results), or ctx ending before every message was
+// settled (the results of the messages still unanswered then carry ctx's
+// error and their last failure; they may still be stored).
 func (b *Bus) PublishBatch(ctx context.Context, msgs []bus.OutgoingMessage) ([]bus.PublishResult, error) {
-	if err := b.ready(); err != nil {
-		return nil, err
+	if b.state.Load() != stateOpen {
+		return nil, bus.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	results := make([]bus.PublishResult, len(msgs))
-	futures := make([]jetstream.PubAckFuture, len(msgs))
-	sent := make([]*nats.Msg, len(msgs))
-	limits := map[string]string{}
+	ctx, cancel := withPublishDeadline(ctx)
+	defer cancel()
+	p := &batch{b: b, r: b.newRetrier(), msgs: msgs,
+		results: make([]bus.PublishResult, len(msgs)),
+		sent:    make([]*nats.Msg, len(msgs)),
+		last:    make([]error, len(msgs)),
+	}
+	todo := make([]int, 0, len(msgs))
 	for i := range msgs {
 		m, err := natsMsg(&msgs[i])
 		if err != nil {
-			results[i].Err = err
+			p.results[i].Err = err
 			continue
 		}
-		f, err := b.publishAsync(ctx, m)
-		if err != nil {
-			if ctxErr := ctx.Err(); ctxErr != nil {
-				for j := i; j < len(msgs); j++ {
-					results[j].Err = ctxErr
-				}
-				break
-			}
-			results[i].Err = b.publishError(ctx, m, err, limits)
-			continue
-		}
-		futures[i], sent[i] = f, m
+		p.sent[i] = m
+		todo = append(todo, i)
 	}
-	covered := map[string]bool{}
-	for i, f := range futures {
+	for round := 0; len(todo) > 0; round++ {
+		if err := b.awaitConnected(ctx, false); err != nil {
+			if round == 0 {
+				return nil, err
+			}
+			p.giveUp(todo, err)
+			return p.results, err
+		}
+		var err error
+		if todo, err = p.round(ctx, todo); err != nil {
+			return p.results, err
+		}
+	}
+	return p.results, nil
+}
+
+// batch is one PublishBatch: its messages, their results, and the last
+// failure of each message still being tried.
+type batch struct {
+	b       *Bus
+	r       *retrier
+	msgs    []bus.OutgoingMessage
+	sent    []*nats.Msg
+	results []bus.PublishResult
+	last    []error
+}
+
+// round sends the messages of todo, waits for their acks, and returns the
+// messages to send again after the pause their failures call for. An
+// attempt at a message with a MsgID ends with the round's attempt timeout;
+// one without waits for its answer (the publisher's async timeout bounds
+// it). When ctx ends first, every message not yet settled gets its error
+// and round returns ctx's error.
+func (p *batch) round(ctx context.Context, todo []int) (next []int, err error) {
+	p.r.newRound()
+	deadline := make(chan struct{})
+	timer := time.AfterFunc(p.r.timeout, func() { close(deadline) })
+	defer timer.Stop()
+	futures := make([]jetstream.PubAckFuture, len(todo))
+	pause := failFinal
+	expired := false
+	fail := func(i int, err error, timedOut bool) {
+		f, ferr := p.r.classify(ctx, p.sent[i], err, timedOut)
+		if f == failFinal || (f == failUnknown && p.msgs[i].MsgID == "") {
+			p.results[i].Err = ferr
+			return
+		}
+		p.last[i] = ferr
+		next = append(next, i)
+		pause = max(pause, f)
+	}
+	for k, i := range todo {
+		f, err := p.b.publishAsync(ctx, p.sent[i])
+		if err != nil {
+			if ctx.Err() != nil {
+				p.giveUp(todo[k:], ctx.Err())
+				p.settle(todo[:k], futures[:k], ctx.Err())
+				return nil, ctx.Err()
+			}
+			fail(i, err, false)
+			continue
+		}
+		futures[k] = f
+	}
+	for k, i := range todo {
+		f := futures[k]
+		if f == nil {
+			continue
+		}
+		var timeout <-chan struct{}
+		if p.msgs[i].MsgID != "" {
+			timeout = deadline
+		}
+		// An answer that is there wins over a deadline that has passed.
+		select {
+		case ack := <-f.Ok():
+			p.results[i] = bus.PublishResult{Ack: bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}}
+			continue
+		case err := <-f.Err():
+			fail(i, err, false)
+			continue
+		default:
+		}
+		select {
+		case ack := <-f.Ok():
+			p.results[i] = bus.PublishResult{Ack: bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}}
+		case err := <-f.Err():
+			fail(i, err, false)
+		case <-timeout:
+			expired = true
+			fail(i, context.DeadlineExceeded, true)
+		case <-ctx.Done():
+			p.settle(todo[k:], futures[k:], ctx.Err())
+			p.giveUp(next, ctx.Err())
+			return nil, ctx.Err()
+		}
+	}
+	if expired {
+		p.r.expired()
+	}
+	if err := p.r.pauseAfter(ctx, pause); err != nil {
+		p.giveUp(next, err)
+		return nil, err
+	}
+	return next, nil
+}
+
+// settle fills in the results of the messages of todo whose futures ctx
+// cut short, keeping the outcome of those already answered.
+func (p *batch) settle(todo []int, futures []jetstream.PubAckFuture, end error) {
+	for k, i := range todo {
+		f := futures[k]
 		if f == nil {
 			continue
 		}
 		select {
 		case ack := <-f.Ok():
-			results[i].Ack = bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
+			p.results[i] = bus.PublishResult{Ack: bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}}
 		case err := <-f.Err():
-			if errors.Is(err, jetstream.ErrNoStreamResponse) && b.streamCovers(ctx, sent[i].Subject, covered) {
-				var ack *jetstream.PubAck
-				if ack, err = b.js.PublishMsg(ctx, sent[i]); err == nil {
-					results[i].Ack = bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
-					continue
-				}
+			if errors.Is(err, jetstream.ErrNoStreamResponse) {
+				err = unavailable(err, "")
 			}
-			results[i].Err = b.publishError(ctx, sent[i], err, limits)
-		case <-ctx.Done():
-			settleRemaining(ctx.Err(), futures[i:], results[i:], msgs[i:])
-			return results, ctx.Err()
+			p.results[i].Err = p.r.gaveUp(p.sent[i].Subject, fmt.Errorf("publish to %q: %w", p.sent[i].Subject, mapError(err)), end)
+		default:
+			p.results[i].Err = p.r.gaveUp(p.sent[i].Subject, p.last[i], end)
 		}
 	}
-	return results, nil
+}
+
+// giveUp sets the results of the messages of todo, whose next attempt end
+// prevented.
+func (p *batch) giveUp(todo []int, end error) {
+	for _, i := range todo {
+		p.results[i].Err = p.r.gaveUp(p.sent[i].Subject, p.last[i], end)
+	}
 }
 
 // publishAsync sends m, waiting for room while the publisher has its
@@ -107,24 +247,6 @@ func (b *Bus) publishAsync(ctx context.Context, m *nats.Msg) (jetstream.PubAckFu
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
-		}
-	}
-}
-
-// settleRemaining fills in the results of futures that ctx cut short,
-// keeping the outcome of those already answered.
-func settleRemaining(ctxErr error, futures []jetstream.PubAckFuture, results []bus.PublishResult, msgs []bus.OutgoingMessage) {
-	for i, f := range futures {
-		if f == nil {
-			continue
-		}
-		select {
-		case ack := <-f.Ok():
-			results[i].Ack = bus.PublishAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
-		case err := <-f.Err():
-			results[i].Err = fmt.Errorf("publish to %q: %w", msgs[i].Subject, mapError(err))
-		default:
-			results[i].Err = ctxErr
 		}
 	}
 }
@@ -169,26 +291,6 @@ func (b *Bus) publishError(ctx context.Context, m *nats.Msg, err error, limits m
 // message was refused for its size, and of the stream of a subject after a
 // publish nothing answered.
 const sizeLimitLookup = 2 * time.Second
-
-// streamCovers reports whether a stream captures subject, after a publish
-// to it that nothing answered: when none does, the publish has failed for
-// good; when one does, it was between leaders or still starting, and the
-// publish is worth the waits nats.go makes for that. It errs towards
-// waiting when the server cannot say. known, when not nil, remembers the
-// answers by subject.
-func (b *Bus) streamCovers(ctx context.Context, subject string, known map[string]bool) bool {
-	if covers, ok := known[subject]; ok {
-		return covers
-	}
-	ctx, cancel := context.WithTimeout(ctx, sizeLimitLookup)
-	defer cancel()
-	_, err := b.js.StreamNameBySubject(ctx, subject)
-	covers := !errors.Is(err, jetstream.ErrStreamNotFound)
-	if known != nil {
-		known[subject] = covers
-	}
-	return covers
-}
 
 // sizeLimit words the limit a message to subject broke, or "" when it
 // cannot be found out.

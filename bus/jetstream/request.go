@@ -29,8 +29,8 @@ const (
 )
 
 // retried runs do, one idempotent JetStream API request, and repeats it
-// while ctx allows when an attempt got no answer: its reply was lost, or
-// nothing served the API yet. Each attempt has its own deadline. A retry
+// while ctx allows when an attempt got no answer (its reply was lost, or
+// nothing served the API yet) or a refusal that waiting cures (waitCures). Each attempt has its own deadline. A retry
 // on a connection that is down fails at once with bus.ErrNotConnected, as
 // a call made then would. do learns which attempt it runs (1 for the
 // first), so that an operation can tell a retry from a first try.
@@ -59,7 +59,7 @@ func retried[T any](ctx context.Context, b *Bus, do func(ctx context.Context, at
 		switch {
 		case attemptExpired && errors.Is(err, context.DeadlineExceeded):
 			timeout = min(2*timeout, maxAttemptTimeout)
-		case noResponders && time.Since(silentSince) < noRespondersLimit:
+		case noResponders && time.Since(silentSince) < noRespondersLimit, waitCures(err):
 			select {
 			case <-ctx.Done():
 				return v, err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wfeventbus/eventbus/bus"
 )
@@ -224,13 +225,13 @@ const defaultAckTimeout = 5 * time.Second
 
 // settle performs op on d, which the caller has taken from the tracker (or,
 // for opInProgress, found in it). Ack, nak and term wait for the server to
-// confirm them, so that none is lost to a connection or a server that goes
-// away right after; an ack sent with confirm unset is only sent, and noted
-// on d's subscription, which has the server confirm it on Stop (only a
-// subscription's deliveries are acked so). A nak with a delay holds the
-// redelivery back; a term carries its reason to the server's advisory; an
-// in-progress is not confirmed. A settlement that fails is tracked again
-// so that it can be retried.
+// confirm them (see confirm), so that none is lost to a connection or a
+// server that goes away right after; an ack sent with confirm unset is only
+// sent, and noted on d's subscription, which has the server confirm it on
+// Stop (only a subscription's deliveries are acked so). A nak with a delay
+// holds the redelivery back; a term carries its reason to the server's
+// advisory; an in-progress is not confirmed. A settlement that fails is
+// tracked again so that it can be retried.
 func (d *delivery) settle(ctx context.Context, op settleOp, delay time.Duration, reason string, confirm bool) error {
 	nc := d.b.nc
 	var err error
@@ -240,19 +241,19 @@ func (d *delivery) settle(ctx context.Context, op settleOp, delay time.Duration,
 			d.sub.sentUnconfirmed(d.reply)
 		}
 	case op == opAck:
-		err = confirmed(ctx, nc, d.reply, []byte(ackBody))
+		err = d.confirm(ctx, []byte(ackBody))
 	case op == opNak:
 		body := []byte(nakBody)
 		if delay > 0 {
 			body = fmt.Appendf(body, ` {"delay": %d}`, delay.Nanoseconds())
 		}
-		err = confirmed(ctx, nc, d.reply, body)
+		err = d.confirm(ctx, body)
 	case op == opTerm:
 		body := []byte(termBody)
 		if reason != "" {
 			body = append(append(body, ' '), reason...)
 		}
-		err = confirmed(ctx, nc, d.reply, body)
+		err = d.confirm(ctx, body)
 	case op == opInProgress:
 		err = nc.Publish(d.reply, []byte(inProgressBody))
 	}
@@ -262,18 +263,22 @@ func (d *delivery) settle(ctx context.Context, op settleOp, delay time.Duration,
 	if op != opInProgress {
 		d.b.tracker.restore(d)
 	}
-	if errors.Is(err, nats.ErrNoResponders) {
-		return fmt.Errorf("%s: %w: the consumer %q of stream %q is gone: %w", op, bus.ErrNotFound, d.key.consumer, d.key.stream, err)
-	}
 	return fmt.Errorf("%s: %w", op, mapError(err))
 }
 
-// confirmed sends body to reply as a request and waits for the server's
-// answer, for defaultAckTimeout unless ctx has a deadline. A ctx that is
-// already done does not stop the settlement: a handler whose context a
-// stopping subscription cancelled still settles its message, as it would
-// with a plain publish, rather than leave it to its ack wait.
-func confirmed(ctx context.Context, nc *nats.Conn, reply string, body []byte) error {
+// confirm sends body to d's reply subject as a request and waits for the
+// server's answer, for defaultAckTimeout unless ctx has a deadline. A ctx
+// that is already done does not stop the settlement: a handler whose
+// context a stopping subscription cancelled still settles its message, as
+// it would with a plain publish, rather than leave it to its ack wait.
+//
+// When nothing answers, confirm asks the server whether the consumer
+// exists: when it does not, the settlement fails with bus.ErrNotFound;
+// when it does or the server cannot say, the consumer is between leaders
+// or its server is still starting, nothing was settled, and confirm sends
+// again after a pause, and after the connection is back, until ctx ends
+// (bus.ErrUnavailable).
+func (d *delivery) confirm(ctx context.Context, body []byte) error {
 	if ctx.Err() != nil {
 		ctx = context.WithoutCancel(ctx)
 	}
@@ -282,8 +287,47 @@ func confirmed(ctx context.Context, nc *nats.Conn, reply string, body []byte) er
 		ctx, cancel = context.WithTimeout(ctx, defaultAckTimeout)
 		defer cancel()
 	}
-	_, err := nc.RequestWithContext(ctx, reply, body)
-	return err
+	b := d.b
+	pause := retryPause
+	var last error
+	for attempts := 1; ; attempts++ {
+		_, err := b.nc.RequestWithContext(ctx, d.reply, body)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, nats.ErrNoResponders):
+			if last != nil {
+				return &retryError{last: last, end: err, attempts: attempts}
+			}
+			return err
+		// The server is asked once: one that cannot say takes seconds to
+		// fail to.
+		case last == nil && b.consumerGone(ctx, d.key.stream, d.key.consumer):
+			return fmt.Errorf("%w: the consumer %q of stream %q is gone: %w", bus.ErrNotFound, d.key.consumer, d.key.stream, err)
+		}
+		last = &brokerError{sentinel: bus.ErrUnavailable, cause: err, detail: fmt.Sprintf(
+			"the consumer %q of stream %q did not answer: its servers are electing a leader, are starting, or too few of them run for a majority (%s)",
+			d.key.consumer, d.key.stream, describe(err))}
+		select {
+		case <-ctx.Done():
+			return &retryError{last: last, end: ctx.Err(), attempts: attempts}
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, maxRetryPause)
+		if err := b.awaitConnected(ctx, true); err != nil {
+			return &retryError{last: last, end: err, attempts: attempts}
+		}
+	}
+}
+
+// consumerGone reports whether the server says that stream has no consumer
+// called name (or that the stream itself is gone). A server that cannot say
+// is not taken for a no.
+func (b *Bus) consumerGone(ctx context.Context, stream, name string) bool {
+	ctx, cancel := context.WithTimeout(ctx, sizeLimitLookup)
+	defer cancel()
+	_, err := b.js.Consumer(ctx, stream, name)
+	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
 // acknowledge settles d by op through its Acknowledger.

@@ -86,7 +86,8 @@ func (p *publishers) wait() { p.wg.Wait() }
 // captures is bus.ErrNoStream; a message larger than the stream or the Bus
 // allows is bus.ErrPayloadTooLarge; a failed ExpectedLastSequence is
 // bus.ErrWrongLastSequence; an unreachable database is
-// bus.ErrNotConnected. Concurrent calls share transactions.
+// bus.ErrNotConnected, after trying again as PublishBatch says.
+// Concurrent calls share transactions.
 func (b *Bus) Publish(ctx context.Context, msg bus.OutgoingMessage) (bus.PublishAck, error) {
 	results, err := b.PublishBatch(ctx, []bus.OutgoingMessage{msg})
 	if err != nil {
@@ -95,13 +96,69 @@ func (b *Bus) Publish(ctx context.Context, msg bus.OutgoingMessage) (bus.Publish
 	return results[0].Ack, results[0].Err
 }
 
+const (
+	// defaultPublishTimeout bounds a publish, its retries included, whose
+	// context has no deadline.
+	defaultPublishTimeout = 30 * time.Second
+	// A message that failed for want of the database is sent again after
+	// retryPause, then twice as long each time up to maxRetryPause.
+	retryPause    = 50 * time.Millisecond
+	maxRetryPause = time.Second
+)
+
 // PublishBatch stores msgs, in order, in as few transactions as their
 // streams allow (up to 1000 messages each), and returns once all are
-// committed or refused. Each message's outcome is in its result; the
-// returned error is for the call as a whole: the Bus closed, or ctx ending
-// first (the results of the messages still unanswered then carry ctx's
-// error; they may still be stored).
+// committed or refused. A message with a MsgID that failed because the
+// database could not be reached (bus.ErrNotConnected) is sent again, after
+// a pause, until ctx ends (30 seconds when ctx has no deadline): the
+// database stores it once however often it arrives, whereas one without
+// may have been committed before the connection broke, and is not sent
+// again. Each message's outcome is in its result; the returned error is
+// for the call as a whole: the Bus closed, or ctx ending first (the
+// results of the messages still unanswered then carry ctx's error; they
+// may still be stored).
 func (b *Bus) PublishBatch(ctx context.Context, msgs []bus.OutgoingMessage) ([]bus.PublishResult, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultPublishTimeout)
+		defer cancel()
+	}
+	results, err := b.publishBatch(ctx, msgs)
+	pause := retryPause
+	for err == nil {
+		var again []int
+		for i, r := range results {
+			if errors.Is(r.Err, bus.ErrNotConnected) && msgs[i].MsgID != "" {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 {
+			return results, nil
+		}
+		select {
+		case <-ctx.Done():
+			for _, i := range again {
+				results[i].Err = fmt.Errorf("%w (gave up: %w)", results[i].Err, ctx.Err())
+			}
+			return results, nil
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, maxRetryPause)
+		retry := make([]bus.OutgoingMessage, len(again))
+		for k, i := range again {
+			retry[k] = msgs[i]
+		}
+		var more []bus.PublishResult
+		more, err = b.publishBatch(ctx, retry)
+		for k, r := range more {
+			results[again[k]] = r
+		}
+	}
+	return results, err
+}
+
+// publishBatch is one attempt of PublishBatch.
+func (b *Bus) publishBatch(ctx context.Context, msgs []bus.OutgoingMessage) ([]bus.PublishResult, error) {
 	if err := b.ready(); err != nil {
 		return nil, err
 	}

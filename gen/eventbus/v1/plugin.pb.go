@@ -119,17 +119,30 @@ func (x *PublishMessage) GetExpectedLastSequence() uint64 {
 // PublishStepConfig configures step.eventbus.publish: one message from the
 // top-level fields, or a batch from messages.
 type PublishStepConfig struct {
-	state                protoimpl.MessageState `protogen:"open.v1"`
-	Subject              string                 `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
-	Payload              *structpb.Value        `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
-	Headers              map[string]string      `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	MsgId                string                 `protobuf:"bytes,4,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
-	CorrelationId        string                 `protobuf:"bytes,5,opt,name=correlation_id,json=correlationId,proto3" json:"correlation_id,omitempty"`
-	ExpectedLastSequence uint64                 `protobuf:"varint,6,opt,name=expected_last_sequence,json=expectedLastSequence,proto3" json:"expected_last_sequence,omitempty"`
-	Messages             []*PublishMessage      `protobuf:"bytes,7,rep,name=messages,proto3" json:"messages,omitempty"`
-	BrokerRef            string                 `protobuf:"bytes,8,opt,name=broker_ref,json=brokerRef,proto3" json:"broker_ref,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Subject string                 `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	Payload *structpb.Value        `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	Headers map[string]string      `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Deduplication id: a second publish with the same id inside the stream's
+	// duplicate_window is not stored again. It wins over auto_msg_id.
+	MsgId                string            `protobuf:"bytes,4,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
+	CorrelationId        string            `protobuf:"bytes,5,opt,name=correlation_id,json=correlationId,proto3" json:"correlation_id,omitempty"`
+	ExpectedLastSequence uint64            `protobuf:"varint,6,opt,name=expected_last_sequence,json=expectedLastSequence,proto3" json:"expected_last_sequence,omitempty"`
+	Messages             []*PublishMessage `protobuf:"bytes,7,rep,name=messages,proto3" json:"messages,omitempty"`
+	BrokerRef            string            `protobuf:"bytes,8,opt,name=broker_ref,json=brokerRef,proto3" json:"broker_ref,omitempty"`
+	// Gives each message without a msg_id one (default true), so that the
+	// broker stores it once however often it is sent again while the step
+	// rides out a lost connection or a leader election. In a pipeline of
+	// trigger.eventbus.subscribe the id is derived from the triggering
+	// message (stream, consumer, sequence), this step (its name, the
+	// message's index in a batch, the foreach index) and the message itself,
+	// so that a redelivered input publishes each of its outputs once within
+	// the stream's duplicate_window; elsewhere it is drawn at random. false
+	// sends no id: a publish whose answer was lost then fails instead of
+	// being sent again, as a repeat could store it twice.
+	AutoMsgId     *bool `protobuf:"varint,9,opt,name=auto_msg_id,json=autoMsgId,proto3,oneof" json:"auto_msg_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PublishStepConfig) Reset() {
@@ -216,6 +229,13 @@ func (x *PublishStepConfig) GetBrokerRef() string {
 		return x.BrokerRef
 	}
 	return ""
+}
+
+func (x *PublishStepConfig) GetAutoMsgId() bool {
+	if x != nil && x.AutoMsgId != nil {
+		return *x.AutoMsgId
+	}
+	return false
 }
 
 // ConsumeStepConfig configures step.eventbus.consume.
@@ -438,15 +458,16 @@ type SubscribeTriggerConfig struct {
 	OrderedBySubject bool `protobuf:"varint,9,opt,name=ordered_by_subject,json=orderedBySubject,proto3" json:"ordered_by_subject,omitempty"`
 	// Consumer settings, used when no eventbus.consumer module declares the
 	// consumer.
-	DeliverPolicy     DeliverPolicy          `protobuf:"varint,10,opt,name=deliver_policy,json=deliverPolicy,proto3,enum=eventbus.v1.DeliverPolicy" json:"deliver_policy,omitempty"`
-	OptStartSeq       uint64                 `protobuf:"varint,11,opt,name=opt_start_seq,json=optStartSeq,proto3" json:"opt_start_seq,omitempty"`
-	OptStartTime      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=opt_start_time,json=optStartTime,proto3" json:"opt_start_time,omitempty"`
-	AckPolicy         AckPolicy              `protobuf:"varint,13,opt,name=ack_policy,json=ackPolicy,proto3,enum=eventbus.v1.AckPolicy" json:"ack_policy,omitempty"`
-	AckWait           *durationpb.Duration   `protobuf:"bytes,14,opt,name=ack_wait,json=ackWait,proto3" json:"ack_wait,omitempty"`
-	MaxDeliver        int32                  `protobuf:"varint,15,opt,name=max_deliver,json=maxDeliver,proto3" json:"max_deliver,omitempty"`
-	Backoff           []*durationpb.Duration `protobuf:"bytes,16,rep,name=backoff,proto3" json:"backoff,omitempty"`
-	MaxAckPending     int32                  `protobuf:"varint,17,opt,name=max_ack_pending,json=maxAckPending,proto3" json:"max_ack_pending,omitempty"`
-	DeadLetterSubject string                 `protobuf:"bytes,18,opt,name=dead_letter_subject,json=deadLetterSubject,proto3" json:"dead_letter_subject,omitempty"`
+	DeliverPolicy DeliverPolicy          `protobuf:"varint,10,opt,name=deliver_policy,json=deliverPolicy,proto3,enum=eventbus.v1.DeliverPolicy" json:"deliver_policy,omitempty"`
+	OptStartSeq   uint64                 `protobuf:"varint,11,opt,name=opt_start_seq,json=optStartSeq,proto3" json:"opt_start_seq,omitempty"`
+	OptStartTime  *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=opt_start_time,json=optStartTime,proto3" json:"opt_start_time,omitempty"`
+	AckPolicy     AckPolicy              `protobuf:"varint,13,opt,name=ack_policy,json=ackPolicy,proto3,enum=eventbus.v1.AckPolicy" json:"ack_policy,omitempty"`
+	AckWait       *durationpb.Duration   `protobuf:"bytes,14,opt,name=ack_wait,json=ackWait,proto3" json:"ack_wait,omitempty"`
+	MaxDeliver    int32                  `protobuf:"varint,15,opt,name=max_deliver,json=maxDeliver,proto3" json:"max_deliver,omitempty"`
+	Backoff       []*durationpb.Duration `protobuf:"bytes,16,rep,name=backoff,proto3" json:"backoff,omitempty"`
+	MaxAckPending int32                  `protobuf:"varint,17,opt,name=max_ack_pending,json=maxAckPending,proto3" json:"max_ack_pending,omitempty"`
+	// As in ConsumerConfig.
+	DeadLetterSubject string `protobuf:"bytes,18,opt,name=dead_letter_subject,json=deadLetterSubject,proto3" json:"dead_letter_subject,omitempty"`
 	// Workflow to run, set by the engine (pipeline:<name>).
 	WorkflowType  string `protobuf:"bytes,19,opt,name=workflow_type,json=workflowType,proto3" json:"workflow_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -630,7 +651,7 @@ const file_eventbus_v1_plugin_proto_rawDesc = "" +
 	"\x16expected_last_sequence\x18\x06 \x01(\x04R\x14expectedLastSequence\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xae\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe3\x03\n" +
 	"\x11PublishStepConfig\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x120\n" +
 	"\apayload\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\apayload\x12E\n" +
@@ -640,10 +661,12 @@ const file_eventbus_v1_plugin_proto_rawDesc = "" +
 	"\x16expected_last_sequence\x18\x06 \x01(\x04R\x14expectedLastSequence\x127\n" +
 	"\bmessages\x18\a \x03(\v2\x1b.eventbus.v1.PublishMessageR\bmessages\x12\x1d\n" +
 	"\n" +
-	"broker_ref\x18\b \x01(\tR\tbrokerRef\x1a:\n" +
+	"broker_ref\x18\b \x01(\tR\tbrokerRef\x12#\n" +
+	"\vauto_msg_id\x18\t \x01(\bH\x00R\tautoMsgId\x88\x01\x01\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc4\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
+	"\f_auto_msg_id\"\xc4\x01\n" +
 	"\x11ConsumeStepConfig\x12\x1a\n" +
 	"\bconsumer\x18\x01 \x01(\tR\bconsumer\x12\x1f\n" +
 	"\vstream_name\x18\x02 \x01(\tR\n" +
@@ -741,6 +764,7 @@ func file_eventbus_v1_plugin_proto_init() {
 		return
 	}
 	file_eventbus_v1_resources_proto_init()
+	file_eventbus_v1_plugin_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -1005,8 +1005,16 @@ type ConsumerConfig struct {
 	// Redelivery delays after each failed delivery; the last one repeats.
 	Backoff       []*durationpb.Duration `protobuf:"bytes,11,rep,name=backoff,proto3" json:"backoff,omitempty"`
 	MaxAckPending int32                  `protobuf:"varint,12,opt,name=max_ack_pending,json=maxAckPending,proto3" json:"max_ack_pending,omitempty"`
-	// Where the subscribe trigger publishes a message that exhausted
-	// max_deliver, before terminating it.
+	// Where the subscribe trigger publishes a message whose last allowed
+	// delivery failed, before terminating it. The message is terminated only
+	// once its dead letter is stored: until then it stays in progress, or,
+	// when the trigger stops first, is delivered again. With it set, the
+	// trigger counts the deliveries against max_deliver itself and the
+	// broker's consumer has none (so step.eventbus.consume sees no limit).
+	// The dead letter keeps the input's payload and headers, those beginning
+	// with Nats- only as Eventbus-Original-<name>, and adds Eventbus-Error,
+	// Eventbus-Delivery-Count, Eventbus-Subject, Eventbus-Stream and
+	// Eventbus-Sequence.
 	DeadLetterSubject string `protobuf:"bytes,13,opt,name=dead_letter_subject,json=deadLetterSubject,proto3" json:"dead_letter_subject,omitempty"`
 	BrokerRef         string `protobuf:"bytes,14,opt,name=broker_ref,json=brokerRef,proto3" json:"broker_ref,omitempty"`
 	Description       string `protobuf:"bytes,15,opt,name=description,proto3" json:"description,omitempty"`

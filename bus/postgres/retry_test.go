@@ -1,0 +1,95 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wfeventbus/eventbus/bus"
+)
+
+// TestPublishThroughRestart publishes 300 messages with msg ids, one at a
+// time, while the database restarts: every publish must succeed, the ones
+// the restart interrupted sent again by the Bus, and the stream must hold
+// each message once.
+func TestPublishThroughRestart(t *testing.T) {
+	t.Parallel()
+	const total = 300
+	srv, dsn := pg.ownServer(t)
+	b := newBus(t, dsn, pg.schema())
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	if _, err := b.EnsureStream(ctx, bus.StreamConfig{Name: "R", Subjects: []string{"r.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	var acked atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		for i := range total {
+			if _, err := b.Publish(ctx, bus.OutgoingMessage{Subject: "r.x", Payload: []byte("x"), MsgID: fmt.Sprint(i)}); err != nil {
+				done <- fmt.Errorf("Publish %d: %w", i, err)
+				return
+			}
+			acked.Add(1)
+		}
+		done <- nil
+	}()
+	for acked.Load() < total/3 {
+		select {
+		case err := <-done:
+			t.Fatalf("publishing ended before the restart: %v", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	restartedAt := acked.Load()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	info, err := b.StreamInfo(ctx, "R")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("published=%d acked=%d acked-when-the-restart-returned=%d stored=%d", total, acked.Load(), restartedAt, info.Messages)
+	if info.Messages != total {
+		t.Fatalf("the stream holds %d messages, want %d", info.Messages, total)
+	}
+}
+
+// TestPublishWithoutDatabase publishes while the database is down: with a
+// msg id the publish is tried until its context ends, and then fails with
+// the context's error and, once an attempt got as far as finding the
+// database gone, bus.ErrNotConnected.
+func TestPublishWithoutDatabase(t *testing.T) {
+	t.Parallel()
+	srv, dsn := pg.ownServer(t)
+	b := newBus(t, dsn, pg.schema())
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	if _, err := b.EnsureStream(ctx, bus.StreamConfig{Name: "D", Subjects: []string{"d.x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := b.Publish(pctx, bus.OutgoingMessage{Subject: "d.x", Payload: []byte("x"), MsgID: "x"})
+		cancel()
+		if ctx.Err() != nil {
+			t.Fatalf("no publish failed with bus.ErrNotConnected; the last: %v", err)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Publish without a database = %v, want it to end with its context", err)
+		}
+		if errors.Is(err, bus.ErrNotConnected) {
+			t.Logf("Publish without a database: %v", err)
+			return
+		}
+	}
+}
