@@ -213,6 +213,9 @@ type broker struct {
 	log  *slog.Logger
 	opts []jetstream.Option
 
+	// keys sign and check the bus's ack tokens.
+	keys tokenKeys
+
 	mu  sync.Mutex
 	srv *embedded.Server
 	bus bus.Bus
@@ -223,7 +226,12 @@ func newBroker(name string, cfg *eventbusv1.BrokerConfig, configDir string, gete
 	if err != nil {
 		return nil, err
 	}
-	return &broker{name: name, plan: plan, log: log.With("broker", name), opts: opts}, nil
+	keys, err := resolveTokenKeys(cfg, configDir, getenv)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(slices.Clip(opts), keys.jetstreamOptions()...)
+	return &broker{name: name, plan: plan, log: log.With("broker", name), opts: opts, keys: keys}, nil
 }
 
 func (b *broker) Init(context.Context) error { return nil }
@@ -293,7 +301,7 @@ func (b *broker) startEmbedded(ctx context.Context) (bus.Bus, error) {
 	if cfg.MemoryOnly {
 		store = "none (memory only)"
 	}
-	b.log.Info("embedded broker started", "url", srv.ClientURL(), "store_dir", store, "reason", b.plan.reason)
+	b.log.Info("embedded broker started", "url", srv.ClientURL(), "store_dir", store, "reason", b.plan.reason, "token_key", b.keys.source)
 	return jb, nil
 }
 
@@ -321,7 +329,7 @@ func (b *broker) connect(ctx context.Context) (bus.Bus, error) {
 		nc.Close()
 		return nil, err
 	}
-	b.log.Info("connected to an external broker", "server", nc.ConnectedUrlRedacted(), "servers", strings.Join(redactURLs(b.plan.urls), ","), "reason", b.plan.reason)
+	b.log.Info("connected to an external broker", "server", nc.ConnectedUrlRedacted(), "servers", strings.Join(redactURLs(b.plan.urls), ","), "reason", b.plan.reason, "token_key", b.keys.source)
 	return jb, nil
 }
 
