@@ -12,17 +12,9 @@ import (
 
 	"github.com/wfeventbus/eventbus/bus"
 	"github.com/wfeventbus/eventbus/bus/embedded"
-	"github.com/wfeventbus/eventbus/deploy"
 	"github.com/wfeventbus/eventbus/eventbus"
 )
 
-// The variable eventbus deploy gives the app is the one the broker reads.
-func TestTokenKeyEnvMatchesDeploy(t *testing.T) {
-	t.Parallel()
-	if deploy.TokenKeyEnv != eventbus.TokenKeyEnv {
-		t.Fatalf("deploy passes the key as %s, the broker reads %s", deploy.TokenKeyEnv, eventbus.TokenKeyEnv)
-	}
-}
 
 // TestReplicasSettleEachOthersTokens runs three replicas of an app on one
 // broker, two with the key from EVENTBUS_TOKEN_KEY and one from a
