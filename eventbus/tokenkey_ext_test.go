@@ -15,7 +15,6 @@ import (
 	"github.com/wfeventbus/eventbus/eventbus"
 )
 
-
 // TestReplicasSettleEachOthersTokens runs three replicas of an app on one
 // broker, two with the key from EVENTBUS_TOKEN_KEY and one from a
 // token_key_file holding the same key, and a fourth app with a key of its
