@@ -374,4 +374,31 @@ func (b *broker) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// ConnectionState is the state of a broker's connection.
+type ConnectionState struct {
+	Broker string
+	bus.ConnectionState
+}
+
+// connectionReporter is a bus that reports its connection.
+type connectionReporter interface {
+	ConnectionState() bus.ConnectionState
+}
+
+// ConnectionStates reports the connection of every running broker whose
+// backend reports one, sorted by broker. It does no I/O.
+func (p *Plugin) ConnectionStates() []ConnectionState {
+	var out []ConnectionState
+	for _, b := range p.allBrokers() {
+		jb, err := b.running()
+		if err != nil {
+			continue
+		}
+		if r, ok := jb.(connectionReporter); ok {
+			out = append(out, ConnectionState{Broker: b.name, ConnectionState: r.ConnectionState()})
+		}
+	}
+	return out
+}
+
 var _ bus.Bus = (*jetstream.Bus)(nil)

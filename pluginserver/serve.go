@@ -29,7 +29,7 @@ func Serve(version string, logger *slog.Logger, getenv func(string) string) erro
 	reg := newRegistry()
 	opts.Metrics = NewMetrics(reg)
 	core := eventbus.New(opts)
-	reg.MustRegister(NewBacklogCollector(core))
+	reg.MustRegister(NewBacklogCollector(core), NewConnectionCollector(core))
 	stop, err := serveMetrics(addr, reg, logger)
 	if err != nil {
 		return err

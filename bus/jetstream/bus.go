@@ -139,6 +139,18 @@ func (b *Bus) Close() error {
 	return b.closeErr
 }
 
+// ConnectionState reports the Bus's connection: the server it is on and how
+// often it has reconnected.
+func (b *Bus) ConnectionState() bus.ConnectionState {
+	st := bus.ConnectionState{Reconnects: b.nc.Stats().Reconnects}
+	if b.nc.IsConnected() {
+		st.Server, st.URL = b.nc.ConnectedServerName(), b.nc.ConnectedUrlRedacted()
+		// The connection may have dropped since IsConnected.
+		st.Connected = st.URL != ""
+	}
+	return st
+}
+
 // ready fails fast when the Bus is closed or the connection is not up, so
 // no call queues work on a connection that cannot carry it.
 func (b *Bus) ready() error {
