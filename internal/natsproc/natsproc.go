@@ -201,7 +201,9 @@ type node struct {
 // JetStream on a file store under a temporary directory of t, and waits
 // until every server reports healthy (a JetStream meta leader elected and
 // followed). The servers are stopped when the test ends, and their output
-// logged if it failed.
+// logged if it failed. A server that exits at once, because another
+// process took a port between the moment it was found free and the
+// server's start, makes it start the cluster again on other ports.
 func StartCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	t.Helper()
 	if cfg.Size == 0 {
@@ -210,6 +212,24 @@ func StartCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	if cfg.Name == "" {
 		cfg.Name = "nats"
 	}
+	for attempt := 1; ; attempt++ {
+		c, err := startCluster(t, cfg)
+		var gone *exitedError
+		if err == nil {
+			return c
+		}
+		if !errors.As(err, &gone) || attempt == startAttempts {
+			t.Fatal(err)
+		}
+		c.stopAll()
+	}
+}
+
+// startAttempts bounds how often StartCluster tries new ports.
+const startAttempts = 3
+
+// startCluster is one attempt of StartCluster.
+func startCluster(t testing.TB, cfg ClusterConfig) (*Cluster, error) {
 	c := &Cluster{t: t, cfg: cfg}
 	taken := map[int]bool{}
 	for i := range cfg.Size {
@@ -221,21 +241,11 @@ func StartCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	for _, n := range c.nodes {
 		n.conf = filepath.Join(dir, n.name+".conf")
 		if err := os.WriteFile(n.conf, []byte(c.config(n, filepath.Join(dir, n.name))), 0o600); err != nil {
-			t.Fatal(err)
+			return c, err
 		}
 	}
 	t.Cleanup(func() {
-		// All at once: a server stopping alone waits for the others to
-		// take over what it leads.
-		var wg sync.WaitGroup
-		c.mu.Lock()
-		for _, n := range c.nodes {
-			if n.proc != nil {
-				wg.Go(n.proc.stop)
-			}
-		}
-		c.mu.Unlock()
-		wg.Wait()
+		c.stopAll()
 		if t.Failed() {
 			for _, n := range c.nodes {
 				t.Logf("output of %s:\n%s", n.name, n.out)
@@ -247,10 +257,21 @@ func StartCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readyGuard)
 	defer cancel()
-	if err := c.WaitReady(ctx); err != nil {
-		t.Fatal(err)
+	return c, c.WaitReady(ctx)
+}
+
+// stopAll stops every running server, all at once: a server stopping
+// alone waits for the others to take over what it leads.
+func (c *Cluster) stopAll() {
+	var wg sync.WaitGroup
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.nodes {
+		if n.proc != nil {
+			wg.Go(n.proc.stop)
+		}
 	}
-	return c
+	wg.Wait()
 }
 
 // config renders the configuration of n with its store under store.
@@ -371,8 +392,9 @@ func (c *Cluster) Start(name string) {
 func (c *Cluster) WaitReady(ctx context.Context) error {
 	for {
 		err := c.healthy(ctx)
-		if err == nil {
-			return nil
+		var gone *exitedError
+		if err == nil || errors.As(err, &gone) {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -393,6 +415,11 @@ func (c *Cluster) healthy(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	for _, n := range running {
+		select {
+		case <-n.proc.exited:
+			return &exitedError{name: n.name, err: n.proc.waitErr, output: n.out.String()}
+		default:
+		}
 		url := fmt.Sprintf("http://127.0.0.1:%d/healthz", n.monitor)
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
@@ -410,6 +437,22 @@ func (c *Cluster) healthy(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// exitedError says a server that should run has exited, for example
+// because another process took one of its ports.
+type exitedError struct {
+	name   string
+	err    error
+	output string
+}
+
+func (e *exitedError) Error() string {
+	out := e.output
+	if len(out) > 2000 {
+		out = "..." + out[len(out)-2000:]
+	}
+	return fmt.Sprintf("%s exited (%v); its last output:\n%s", e.name, e.err, out)
 }
 
 // MonitorURL returns the monitoring endpoint of the server called name, for
