@@ -18,8 +18,9 @@ type DirectConfig struct {
 	// Logger receives the plugin's logs, as the plugin process writes them
 	// to its stderr for the host; nil discards them.
 	Logger *slog.Logger
-	// Getenv resolves broker URLs (EVENTBUS_<NAME>_URI, NATS_URL); nil
-	// reads nothing.
+	// Getenv resolves broker URLs (EVENTBUS_<NAME>_URI, NATS_URL) and token
+	// keys (EVENTBUS_TOKEN_KEY, EVENTBUS_TOKEN_KEY_PREVIOUS); nil reads
+	// nothing.
 	Getenv func(string) string
 	// Registerer, when set, receives the plugin's metrics: the counters of
 	// NewMetrics, the backlog of NewBacklogCollector and the connections of
