@@ -113,3 +113,32 @@ func TestReplicasSettleEachOthersTokens(t *testing.T) {
 		}
 	}
 }
+
+// A broker whose token key cannot be used is not created: the error names
+// the variable or field, never the key.
+func TestBrokerRejectsBadTokenKey(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		env    map[string]string
+		config map[string]any
+		want   string
+	}{
+		{"variable not base64", map[string]string{eventbus.TokenKeyEnv: "secret-but-not-base64!"}, map[string]any{}, eventbus.TokenKeyEnv + ": not base64"},
+		{"variable too short", map[string]string{eventbus.TokenKeyEnv: base64.StdEncoding.EncodeToString([]byte("secret"))}, map[string]any{}, eventbus.TokenKeyEnv + ", decoded: 6 bytes"},
+		{"file missing", nil, map[string]any{"token_key_file": filepath.Join(t.TempDir(), "none")}, "token_key_file: cannot read"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			p := eventbus.New(eventbus.Options{Getenv: func(k string) string { return c.env[k] }})
+			_, err := p.CreateModule(context.Background(), eventbus.TypeBroker, "bus", c.config)
+			if !errors.Is(err, eventbus.ErrConfig) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("CreateModule = %v, want ErrConfig saying %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Fatalf("the error %q holds the key", err)
+			}
+		})
+	}
+}
