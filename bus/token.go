@@ -25,6 +25,13 @@ type Token struct {
 	// Reply is the backend's own settlement address (for JetStream the ack
 	// reply subject); may be empty.
 	Reply string
+	// Issuer identifies the bus that handed the delivery out, for a
+	// backend that settles its own deliveries differently from those of
+	// another bus sharing its key; may be empty.
+	Issuer string
+	// Expires is when the delivery stops being settleable as its issuer
+	// saw it, in Unix milliseconds; 0 when the token does not say.
+	Expires uint64
 }
 
 const (
@@ -35,29 +42,57 @@ const (
 
 var b64 = base64.RawURLEncoding.Strict()
 
+// MinTokenKeySize is the shortest token key a codec accepts, in bytes.
+const MinTokenKeySize = 16
+
 // TokenCodec issues and checks ack tokens. Tokens are opaque to users,
 // self-describing to the bus, and signed with the codec's key, so a token
 // that was altered or made up is rejected rather than acting on some other
-// message.
+// message. Codecs sharing a key accept each other's tokens: that is how
+// the replicas of an app settle each other's deliveries.
 type TokenCodec struct {
-	key  []byte
-	macs sync.Pool // of hash.Hash keyed with key: a MAC per token is on the delivery hot path
+	// keys[0] signs; every key verifies.
+	keys []*macKey
 }
 
-// NewTokenCodec returns a codec signing with key; a nil key draws a random
-// one, so only this codec accepts the tokens it issues.
-func NewTokenCodec(key []byte) (*TokenCodec, error) {
+// macKey is one key and a pool of MACs keyed with it: a MAC per token is
+// on the delivery hot path.
+type macKey struct {
+	key  []byte
+	macs sync.Pool // of hash.Hash
+}
+
+func newMACKey(key []byte) *macKey {
+	k := &macKey{key: append([]byte(nil), key...)}
+	k.macs.New = func() any { return hmac.New(sha256.New, k.key) }
+	return k
+}
+
+// NewTokenCodec returns a codec that signs with key and accepts tokens
+// signed with key or with any of previous, the keys being rotated out. A
+// nil key draws a random one, so only this codec accepts the tokens it
+// issues. Every key must be at least MinTokenKeySize bytes; errors wrap
+// ErrInvalidConfig and never hold a key.
+func NewTokenCodec(key []byte, previous ...[]byte) (*TokenCodec, error) {
 	if key == nil {
+		if len(previous) > 0 {
+			return nil, fmt.Errorf("%w: previous token keys are accepted only beside a current token key", ErrInvalidConfig)
+		}
 		key = make([]byte, tokenKeySize)
 		if _, err := rand.Read(key); err != nil {
 			return nil, fmt.Errorf("token key: %w", err)
 		}
 	}
-	if len(key) < 16 {
-		return nil, fmt.Errorf("%w: token key must be at least 16 bytes", ErrInvalidConfig)
+	if len(key) < MinTokenKeySize {
+		return nil, fmt.Errorf("%w: token key: %d bytes, at least %d are needed", ErrInvalidConfig, len(key), MinTokenKeySize)
 	}
-	c := &TokenCodec{key: append([]byte(nil), key...)}
-	c.macs.New = func() any { return hmac.New(sha256.New, c.key) }
+	c := &TokenCodec{keys: []*macKey{newMACKey(key)}}
+	for i, p := range previous {
+		if len(p) < MinTokenKeySize {
+			return nil, fmt.Errorf("%w: previous token key %d: %d bytes, at least %d are needed", ErrInvalidConfig, i+1, len(p), MinTokenKeySize)
+		}
+		c.keys = append(c.keys, newMACKey(p))
+	}
 	return c, nil
 }
 
@@ -70,18 +105,22 @@ func (c *TokenCodec) Encode(t Token) string {
 	body = binary.AppendUvarint(body, t.StreamSeq)
 	body = binary.AppendUvarint(body, t.Delivery)
 	body = appendString(body, t.Reply)
+	if t.Issuer != "" || t.Expires != 0 {
+		body = appendString(body, t.Issuer)
+		body = binary.AppendUvarint(body, t.Expires)
+	}
 
 	var sb strings.Builder
 	sb.Grow(len(tokenPrefix) + b64.EncodedLen(len(body)) + 1 + b64.EncodedLen(tokenMACSize))
 	sb.WriteString(tokenPrefix)
 	sb.WriteString(b64.EncodeToString(body))
 	sb.WriteByte('.')
-	sb.WriteString(b64.EncodeToString(c.mac(body)))
+	sb.WriteString(b64.EncodeToString(c.keys[0].mac(body)))
 	return sb.String()
 }
 
-// Decode checks token and returns what it says. Every failure wraps
-// ErrInvalidToken.
+// Decode checks token, signed with any of the codec's keys, and returns
+// what it says. Every failure wraps ErrInvalidToken.
 func (c *TokenCodec) Decode(token string) (Token, error) {
 	rest, ok := strings.CutPrefix(token, tokenPrefix)
 	if !ok {
@@ -96,8 +135,8 @@ func (c *TokenCodec) Decode(token string) (Token, error) {
 		return Token{}, fmt.Errorf("%w: malformed", ErrInvalidToken)
 	}
 	mac, err := b64.DecodeString(macPart)
-	if err != nil || !hmac.Equal(mac, c.mac(body)) {
-		return Token{}, fmt.Errorf("%w: signature does not match (altered, or issued by another bus)", ErrInvalidToken)
+	if err != nil || !c.signed(body, mac) {
+		return Token{}, fmt.Errorf("%w: signature does not match (altered, or issued by a bus with another token key)", ErrInvalidToken)
 	}
 	var t Token
 	r := tokenReader{buf: body}
@@ -107,15 +146,37 @@ func (c *TokenCodec) Decode(token string) (Token, error) {
 	t.StreamSeq = r.uvarint()
 	t.Delivery = r.uvarint()
 	t.Reply = r.string()
+	if len(r.buf) != 0 && !r.bad {
+		t.Issuer = r.string()
+		t.Expires = r.uvarint()
+		// Encode leaves the pair out when both are zero: a token that
+		// spells them out is not one it wrote.
+		if t.Issuer == "" && t.Expires == 0 {
+			r.bad = true
+		}
+	}
 	if r.bad || len(r.buf) != 0 {
 		return Token{}, fmt.Errorf("%w: malformed", ErrInvalidToken)
 	}
 	return t, nil
 }
 
-func (c *TokenCodec) mac(body []byte) []byte {
-	h := c.macs.Get().(hash.Hash)
-	defer c.macs.Put(h)
+// signed reports whether mac is body's MAC under any of the codec's keys.
+func (c *TokenCodec) signed(body, mac []byte) bool {
+	if len(mac) != tokenMACSize {
+		return false
+	}
+	for _, k := range c.keys {
+		if hmac.Equal(mac, k.mac(body)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (k *macKey) mac(body []byte) []byte {
+	h := k.macs.Get().(hash.Hash)
+	defer k.macs.Put(h)
 	h.Reset()
 	h.Write(body)
 	return h.Sum(make([]byte, 0, sha256.Size))[:tokenMACSize]

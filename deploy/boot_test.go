@@ -1,16 +1,13 @@
 package deploy_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/wfeventbus/eventbus/deploy"
+	"github.com/wfeventbus/eventbus/internal/natsproc"
 )
 
 // bootGuard bounds the wait for the booted cluster; no assertion depends on
@@ -33,11 +31,7 @@ func TestRenderedNATSConfigBoots(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), bootGuard)
 	defer cancel()
-	bin := filepath.Join(t.TempDir(), "nats-server")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/nats-io/nats-server/v2")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build nats-server: %v\n%s", err, out)
-	}
+	bin := natsproc.Build(t)
 
 	res := render(t, loadShop(t), deploy.Options{})
 	conf := kubeObjects(t, res)["ConfigMap/shop-bus-config"].(*corev1.ConfigMap).Data["nats.conf"]
@@ -73,7 +67,7 @@ func TestRenderedNATSConfigBoots(t *testing.T) {
 		if err := os.WriteFile(file, []byte(local), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		startNATS(t, bin, file, fmt.Sprintf("shop-bus-%d", i))
+		natsproc.Start(t, bin, fmt.Sprintf("shop-bus-%d", i), []string{fmt.Sprintf("SERVER_NAME=shop-bus-%d", i)}, "--config", file)
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", p[i].client))
 	}
 
@@ -133,36 +127,6 @@ func TestRenderedNATSConfigBoots(t *testing.T) {
 			})
 		}
 	}
-}
-
-// startNATS runs the nats-server binary on a configuration file as the
-// server called name, and stops it when the test ends.
-func startNATS(t *testing.T, bin, conf, name string) {
-	t.Helper()
-	cmd := exec.Command(bin, "--config", conf)
-	cmd.Env = append(os.Environ(), "SERVER_NAME="+name)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(bootGuard):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("%s:\n%s", name, out.String())
-		}
-	})
 }
 
 // retry calls f with a short deadline until it succeeds, failing the test

@@ -193,6 +193,9 @@ func TestKubernetes(t *testing.T) {
 	if got := objs["Secret/shop-secrets"].(*corev1.Secret).StringData[deploy.TokenKeyEnv]; got != base64.StdEncoding.EncodeToString(fixedKey) {
 		t.Errorf("Secret token key %q, want the given key", got)
 	}
+	if deploy.TokenKeyEnv != eventbus.TokenKeyEnv {
+		t.Errorf("the Secret holds the key as %s, the app's brokers read %s", deploy.TokenKeyEnv, eventbus.TokenKeyEnv)
+	}
 	for _, f := range res.Files {
 		if f.Secret != strings.HasPrefix(f.Name, "secret-") {
 			t.Errorf("%s: Secret = %v", f.Name, f.Secret)

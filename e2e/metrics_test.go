@@ -12,7 +12,8 @@ import (
 
 // TestRunMetrics runs examples/orders with --metrics-addr. Before any
 // order, GET /metrics already shows every count the app will move, at
-// zero; after one order, it counts the runs by pipeline and the messages by
+// zero, and the broker's connection to its embedded server; after one
+// order, it counts the runs by pipeline and the messages by
 // stream and consumer, in one set of metrics.
 func TestRunMetrics(t *testing.T) {
 	t.Parallel()
@@ -48,7 +49,9 @@ func TestRunMetrics(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before := map[*series]float64{published: 0, deadLettered: 0}
+		connected := &series{"eventbus_broker_connected", map[string]string{"broker": "bus", "server": "bus"}}
+		reconnects := &series{"eventbus_broker_reconnects_total", map[string]string{"broker": "bus"}}
+		before := map[*series]float64{published: 0, deadLettered: 0, connected: 1, reconnects: 0}
 		for _, p := range []string{"enrich-order", "log-enriched"} {
 			for _, o := range []string{"success", "failure", "timeout", "canceled"} {
 				s := runs(p, o)

@@ -358,6 +358,9 @@ type broker struct {
 	opts   []jetstream.Option
 	pgOpts []postgres.Option
 
+	// keys sign and check the bus's ack tokens.
+	keys tokenKeys
+
 	mu  sync.Mutex
 	srv *embedded.Server
 	bus bus.Bus
@@ -368,7 +371,13 @@ func newBroker(name string, cfg *eventbusv1.BrokerConfig, configDir string, gete
 	if err != nil {
 		return nil, err
 	}
-	return &broker{name: name, plan: plan, log: log.With("broker", name), opts: opts, pgOpts: pgOpts}, nil
+	keys, err := resolveTokenKeys(cfg, configDir, getenv)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(slices.Clip(opts), keys.jetstreamOptions()...)
+	pgOpts = append(slices.Clip(pgOpts), keys.postgresOptions()...)
+	return &broker{name: name, plan: plan, log: log.With("broker", name), opts: opts, pgOpts: pgOpts, keys: keys}, nil
 }
 
 func (b *broker) Init(context.Context) error { return nil }
@@ -441,7 +450,7 @@ func (b *broker) startEmbedded(ctx context.Context) (bus.Bus, error) {
 	if cfg.MemoryOnly {
 		store = "none (memory only)"
 	}
-	b.log.Info("embedded broker started", "url", srv.ClientURL(), "store_dir", store, "reason", b.plan.reason)
+	b.log.Info("embedded broker started", "url", srv.ClientURL(), "store_dir", store, "reason", b.plan.reason, "token_key", b.keys.source)
 	return jb, nil
 }
 
@@ -469,7 +478,7 @@ func (b *broker) connect(ctx context.Context) (bus.Bus, error) {
 		nc.Close()
 		return nil, err
 	}
-	b.log.Info("connected to an external broker", "server", nc.ConnectedUrlRedacted(), "servers", strings.Join(redactURLs(b.plan.urls), ","), "reason", b.plan.reason)
+	b.log.Info("connected to an external broker", "server", nc.ConnectedUrlRedacted(), "servers", strings.Join(redactURLs(b.plan.urls), ","), "reason", b.plan.reason, "token_key", b.keys.source)
 	return jb, nil
 }
 
@@ -530,6 +539,33 @@ func (b *broker) Stop(ctx context.Context) error {
 		b.srv = nil
 	}
 	return errors.Join(errs...)
+}
+
+// ConnectionState is the state of a broker's connection.
+type ConnectionState struct {
+	Broker string
+	bus.ConnectionState
+}
+
+// connectionReporter is a bus that reports its connection.
+type connectionReporter interface {
+	ConnectionState() bus.ConnectionState
+}
+
+// ConnectionStates reports the connection of every running broker whose
+// backend reports one, sorted by broker. It does no I/O.
+func (p *Plugin) ConnectionStates() []ConnectionState {
+	var out []ConnectionState
+	for _, b := range p.allBrokers() {
+		jb, err := b.running()
+		if err != nil {
+			continue
+		}
+		if r, ok := jb.(connectionReporter); ok {
+			out = append(out, ConnectionState{Broker: b.name, ConnectionState: r.ConnectionState()})
+		}
+	}
+	return out
 }
 
 var (

@@ -100,8 +100,9 @@ type RunFunc func(ctx context.Context, data map[string]any) error
 type Options struct {
 	// Logger receives the plugin's logs (default: discarded).
 	Logger *slog.Logger
-	// Getenv resolves broker URLs from the environment (EVENTBUS_<NAME>_URI,
-	// NATS_URL); nil reads nothing.
+	// Getenv resolves broker URLs (EVENTBUS_<NAME>_URI, NATS_URL) and the
+	// brokers' token keys (EVENTBUS_TOKEN_KEY, EVENTBUS_TOKEN_KEY_PREVIOUS)
+	// from the environment; nil reads nothing.
 	Getenv func(string) string
 	// BusOptions are passed to the bus of every NATS broker.
 	BusOptions []jetstream.Option

@@ -18,12 +18,14 @@ type DirectConfig struct {
 	// Logger receives the plugin's logs, as the plugin process writes them
 	// to its stderr for the host; nil discards them.
 	Logger *slog.Logger
-	// Getenv resolves broker URLs (EVENTBUS_<NAME>_URI, NATS_URL); nil
-	// reads nothing.
+	// Getenv resolves broker URLs (EVENTBUS_<NAME>_URI, NATS_URL) and token
+	// keys (EVENTBUS_TOKEN_KEY, EVENTBUS_TOKEN_KEY_PREVIOUS); nil reads
+	// nothing.
 	Getenv func(string) string
 	// Registerer, when set, receives the plugin's metrics: the counters of
-	// NewMetrics and the backlog of NewBacklogCollector, the families the
-	// plugin process serves at EVENTBUS_METRICS_ADDR.
+	// NewMetrics, the backlog of NewBacklogCollector and the connections of
+	// NewConnectionCollector, the families the plugin process serves at
+	// EVENTBUS_METRICS_ADDR.
 	Registerer prometheus.Registerer
 }
 
@@ -43,6 +45,9 @@ func LaunchDirect(ctx context.Context, cfg DirectConfig, opts ...wfplugin.Launch
 	core := eventbus.New(o)
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(NewBacklogCollector(core)); err != nil {
+			return nil, err
+		}
+		if err := cfg.Registerer.Register(NewConnectionCollector(core)); err != nil {
 			return nil, err
 		}
 	}

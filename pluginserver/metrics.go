@@ -104,6 +104,37 @@ func (c backlogCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+var (
+	connectedDesc = prometheus.NewDesc("eventbus_broker_connected",
+		"1 while the broker's connection is up, labelled with the server it is on; 0, with no server, while it is down.", []string{"broker", "server"}, nil)
+	reconnectsDesc = prometheus.NewDesc("eventbus_broker_reconnects_total",
+		"Times the broker's connection was lost and made again, to the same server or another.", []string{"broker"}, nil)
+)
+
+// NewConnectionCollector collects the state of the connection of every
+// broker core runs, read at each scrape.
+func NewConnectionCollector(core *eventbus.Plugin) prometheus.Collector {
+	return connectionCollector{core: core}
+}
+
+type connectionCollector struct{ core *eventbus.Plugin }
+
+func (c connectionCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- connectedDesc
+	ch <- reconnectsDesc
+}
+
+func (c connectionCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.core.ConnectionStates() {
+		up := 0.0
+		if s.Connected {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(connectedDesc, prometheus.GaugeValue, up, s.Broker, s.Server)
+		ch <- prometheus.MustNewConstMetric(reconnectsDesc, prometheus.CounterValue, float64(s.Reconnects), s.Broker)
+	}
+}
+
 // serveMetrics serves reg at addr until the returned stop is called.
 func serveMetrics(addr string, reg *prometheus.Registry, logger *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)

@@ -8,7 +8,8 @@ import (
 )
 
 // Serve serves the eventbus plugin to the host that started this process.
-// getenv resolves broker URLs (EVENTBUS_<NAME>_URI, NATS_URL),
+// getenv resolves broker URLs (EVENTBUS_<NAME>_URI, NATS_URL), token keys
+// (EVENTBUS_TOKEN_KEY, EVENTBUS_TOKEN_KEY_PREVIOUS),
 // EVENTBUS_METRICS_ADDR, where the plugin then serves Prometheus metrics,
 // and EVENTBUS_MAX_MESSAGE_BYTES (MaxMessageEnv), which raises the largest
 // request the plugin accepts.
@@ -29,7 +30,7 @@ func Serve(version string, logger *slog.Logger, getenv func(string) string) erro
 	reg := newRegistry()
 	opts.Metrics = NewMetrics(reg)
 	core := eventbus.New(opts)
-	reg.MustRegister(NewBacklogCollector(core))
+	reg.MustRegister(NewBacklogCollector(core), NewConnectionCollector(core))
 	stop, err := serveMetrics(addr, reg, logger)
 	if err != nil {
 		return err

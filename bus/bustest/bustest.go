@@ -15,7 +15,8 @@
 // The cases cover publishing (headers, batches, dedup, expected sequences,
 // limits), pull delivery and every settlement by message and by token (ack,
 // nak with and without delay, term, in-progress, max deliveries), ack token
-// checking, per-subject order, subscriptions under concurrency and their
+// checking and its settlement by other buses sharing the key, per-subject
+// order, subscriptions under concurrency and their
 // Stop, handlers longer than the ack wait with a backlog waiting for them,
 // two buses sharing one durable consumer, a broker restart under load,
 // Close, and stream and consumer management with its errors.
@@ -69,6 +70,11 @@ type Env struct {
 	// of an application would have (its own connection); it registers its
 	// own cleanup with t. Nil makes the cases that need one use Bus twice.
 	Connect func(t *testing.T) bus.Bus
+	// ConnectKeyed is Connect for a bus that signs ack tokens with key and
+	// also accepts those signed with previous, as the replicas of an app
+	// configured with a shared token key are. Nil skips the case that
+	// settles tokens across buses.
+	ConnectKeyed func(t *testing.T, key []byte, previous ...[]byte) bus.Bus
 }
 
 // Harness tells the suite how to run against one backend.
@@ -133,6 +139,7 @@ func cases() []testCase {
 		{name: "ConcurrentPublishersAndSubscribers", run: testConcurrent},
 		{name: "RestartMidStream", skip: restartable, run: testRestart},
 		{name: "Tokens", run: testTokens},
+		{name: "TokensAcrossReplicas", run: testTokensAcrossReplicas},
 		{name: "SubscriptionStop", run: testSubscriptionStop},
 		{name: "UnconfirmedAcks", run: testUnconfirmedAcks},
 		{name: "LongHandlersRunOnce", skip: requires("InProgress", func(f Features) bool { return f.InProgress }), run: testLongHandlersRunOnce},

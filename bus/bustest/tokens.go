@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/wfeventbus/eventbus/bus"
 )
@@ -90,6 +91,63 @@ func testTokens(t *testing.T, s *suite) {
 		}
 		wantErr(t, "second Ack of the genuine token", ack.settle(ctx, f.bus, m.AckToken), bus.ErrStaleToken)
 	})
+}
+
+// testTokensAcrossReplicas settles, on other buses, tokens one bus handed
+// out, as the replicas of an app sharing a token key do: a bus with the
+// same key settles a token once (a second time is stale); a bus rotating
+// to a new key, which has the key as its previous one, settles them too; a
+// bus with another app's key rejects them as invalid. The consumer ends
+// with nothing pending.
+func testTokensAcrossReplicas(t *testing.T, s *suite) {
+	f := s.setup(t, withAckWait(time.Hour))
+	if f.env.ConnectKeyed == nil {
+		t.Skip("the harness gives no Env.ConnectKeyed")
+	}
+	ctx := guard(t)
+	key := []byte("the app's token key, 32 bytes...")
+	issuer := f.env.ConnectKeyed(t, key)
+	replica := f.env.ConnectKeyed(t, key)
+	rotating := f.env.ConnectKeyed(t, []byte("the app's next key, 32 bytes...."), key)
+	otherApp := f.env.ConnectKeyed(t, []byte("another app's key, 32 bytes....."))
+
+	f.publish(t, "a", 3)
+	var msgs []*bus.Message
+	for len(msgs) < 3 {
+		batch, err := issuer.Fetch(ctx, f.stream, f.consumer, bus.FetchOptions{Batch: 3 - len(msgs), MaxWait: fetchWait})
+		if err != nil {
+			t.Fatalf("Fetch on the issuing bus: %v", err)
+		}
+		msgs = append(msgs, batch...)
+	}
+
+	for _, op := range tokenOps() {
+		wantErr(t, op.name+" on a bus with another app's key", op.settle(ctx, otherApp, msgs[0].AckToken), bus.ErrInvalidToken)
+	}
+	if stream, consumer, ok := replica.TokenSource(msgs[0].AckToken); !ok || stream != f.stream || consumer != f.consumer {
+		t.Errorf("TokenSource on a bus sharing the key = %q, %q, %v; want %q, %q, true", stream, consumer, ok, f.stream, f.consumer)
+	}
+	if err := replica.Ack(ctx, msgs[0].AckToken); err != nil {
+		t.Fatalf("Ack on a bus sharing the key: %v", err)
+	}
+	wantErr(t, "second Ack on that bus", replica.Ack(ctx, msgs[0].AckToken), bus.ErrStaleToken)
+	if err := rotating.InProgress(ctx, msgs[1].AckToken); err != nil {
+		t.Fatalf("InProgress on a bus with the key as its previous one: %v", err)
+	}
+	if err := rotating.Term(ctx, msgs[1].AckToken, "bustest"); err != nil {
+		t.Fatalf("Term on a bus with the key as its previous one: %v", err)
+	}
+	if err := replica.Nak(ctx, msgs[2].AckToken, 0); err != nil {
+		t.Fatalf("Nak on a bus sharing the key: %v", err)
+	}
+	again := f.receive(t, 1)[0]
+	if again.StreamSequence != msgs[2].StreamSequence || again.DeliveryCount != 2 {
+		t.Fatalf("after the nak got %s, want sequence %d, delivery 2", describe(again), msgs[2].StreamSequence)
+	}
+	if err := again.Ack(ctx); err != nil {
+		t.Fatalf("Ack of the redelivery: %v", err)
+	}
+	f.expectCounts(t, "after every token was settled", 0, 0)
 }
 
 // alter changes one character in the middle of token, keeping its length

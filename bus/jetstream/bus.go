@@ -2,6 +2,8 @@ package jetstream
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,8 +33,11 @@ type Bus struct {
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	codec *bus.TokenCodec
-	log   *slog.Logger
-	opts  options
+	// id is the Issuer of the Bus's tokens: a token of another Bus sharing
+	// the key is settled differently from one of its own.
+	id   string
+	log  *slog.Logger
+	opts options
 	// failFast makes a publish that nothing answers fail at once, rather
 	// than nats.go's default of asking twice more, 250 ms apart; see
 	// Publish for how a stream between leaders is still waited for.
@@ -69,7 +74,7 @@ func New(nc *nats.Conn, opts ...Option) (*Bus, error) {
 			return nil, err
 		}
 	}
-	codec, err := bus.NewTokenCodec(o.tokenKey)
+	codec, err := bus.NewTokenCodec(o.tokenKey, o.previousTokenKeys...)
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +89,7 @@ func New(nc *nats.Conn, opts ...Option) (*Bus, error) {
 		nc:        nc,
 		js:        js,
 		codec:     codec,
+		id:        newID(),
 		log:       o.logger,
 		opts:      o,
 		failFast:  jetstream.WithRetryAttempts(0),
@@ -91,6 +97,13 @@ func New(nc *nats.Conn, opts ...Option) (*Bus, error) {
 		consumers: make(map[consumerKey]*consumerHandle),
 		subs:      make(map[*subscription]struct{}),
 	}, nil
+}
+
+// newID returns a random identifier of 72 bits in 12 characters.
+func newID() string {
+	var b [9]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // Close stops every subscription, giving running handlers the close timeout
@@ -124,6 +137,18 @@ func (b *Bus) Close() error {
 		b.closeErr = errors.Join(errs...)
 	})
 	return b.closeErr
+}
+
+// ConnectionState reports the Bus's connection: the server it is on and how
+// often it has reconnected.
+func (b *Bus) ConnectionState() bus.ConnectionState {
+	st := bus.ConnectionState{Reconnects: b.nc.Stats().Reconnects}
+	if b.nc.IsConnected() {
+		st.Server, st.URL = b.nc.ConnectedServerName(), b.nc.ConnectedUrlRedacted()
+		// The connection may have dropped since IsConnected.
+		st.Connected = st.URL != ""
+	}
+	return st
 }
 
 // ready fails fast when the Bus is closed or the connection is not up, so

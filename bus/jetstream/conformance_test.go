@@ -58,7 +58,10 @@ func TestConformance(t *testing.T) {
 			Replicas: 3,
 			New: func(t *testing.T) bustest.Env {
 				b, _ := clusterBus(t, shared)
-				return bustest.Env{Bus: b}
+				return bustest.Env{Bus: b, ConnectKeyed: func(t *testing.T, key []byte, previous ...[]byte) bus.Bus {
+					other, _ := clusterBus(t, shared, jetstream.WithTokenKey(key, previous...))
+					return other
+				}}
 			},
 			NewRestartable: func(t *testing.T) bustest.Env {
 				c := startConformanceCluster(t)
@@ -86,9 +89,9 @@ func startConformanceCluster(t *testing.T) *embedded.Cluster {
 	return c
 }
 
-// clusterBus returns a bus on a connection that knows every server of c and
-// reconnects forever, and that connection.
-func clusterBus(t *testing.T, c *embedded.Cluster) (*jetstream.Bus, *nats.Conn) {
+// clusterBus returns a bus with opts on a connection that knows every
+// server of c and reconnects forever, and that connection.
+func clusterBus(t *testing.T, c *embedded.Cluster, opts ...jetstream.Option) (*jetstream.Bus, *nats.Conn) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
@@ -97,7 +100,7 @@ func clusterBus(t *testing.T, c *embedded.Cluster) (*jetstream.Bus, *nats.Conn) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := jetstream.New(nc, jetstream.WithOwnedConn())
+	b, err := jetstream.New(nc, append(opts, jetstream.WithOwnedConn())...)
 	if err != nil {
 		nc.Close()
 		t.Fatal(err)
@@ -239,7 +242,7 @@ func conformanceEnv(t *testing.T, cfg embedded.Config) bustest.Env {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 
-	env := bustest.Env{Bus: b, Connect: func(t *testing.T) bus.Bus {
+	connect := func(t *testing.T, opts ...jetstream.Option) bus.Bus {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		defer cancel()
@@ -248,14 +251,21 @@ func conformanceEnv(t *testing.T, cfg embedded.Config) bustest.Env {
 		if err != nil {
 			t.Fatal(err)
 		}
-		other, err := jetstream.New(nc, jetstream.WithOwnedConn())
+		other, err := jetstream.New(nc, append(opts, jetstream.WithOwnedConn())...)
 		if err != nil {
 			nc.Close()
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = other.Close() })
 		return other
-	}}
+	}
+	env := bustest.Env{
+		Bus:     b,
+		Connect: func(t *testing.T) bus.Bus { return connect(t) },
+		ConnectKeyed: func(t *testing.T, key []byte, previous ...[]byte) bus.Bus {
+			return connect(t, jetstream.WithTokenKey(key, previous...))
+		},
+	}
 	if !cfg.MemoryOnly {
 		env.Restart = func(t *testing.T) {
 			t.Helper()

@@ -18,11 +18,18 @@
 // (plus a little slack) has passed, and settles a token through the
 // delivery it remembers. A token that was already acked, nak'd or
 // terminated, whose ack wait has passed, or whose message was redelivered
-// since, is bus.ErrStaleToken. Only the Bus that received a delivery settles
-// its token: another Bus, even one sharing the key, reports it stale,
-// because the server acknowledges an ack whether or not the delivery is
-// still pending, so settling a token nobody here remembers would act
-// blindly. InProgress keeps a token valid for another ack wait.
+// since, is bus.ErrStaleToken. InProgress keeps a token valid for another
+// ack wait.
+//
+// Buses sharing the token key, the replicas of an app, settle each other's
+// tokens: a token carries its issuer and the end of its delivery's ack
+// wait, and another Bus settles it until then, once, as one of its own
+// from that moment (InProgress there extends it). A token from a Bus with
+// another key is bus.ErrInvalidToken. The server confirms an ack whether
+// or not the delivery is still pending, so what one Bus cannot know is
+// what another did with the delivery: a token settled on one replica and
+// then on another is settled a second time to no effect, and one that its
+// issuer kept in progress past its first ack wait is stale elsewhere.
 //
 // Settling speaks JetStream's acknowledgement protocol on the delivery's
 // reply subject: Ack, Nak and Term wait for the server's confirmation (a

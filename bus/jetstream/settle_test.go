@@ -151,28 +151,85 @@ func TestRedeliveryMakesTokenStale(t *testing.T) {
 	}
 }
 
-// TestTokenOnlySettlesOnItsBus checks that a bus sharing the token key, but
-// not the delivery, reports the token stale rather than acting blindly.
-func TestTokenOnlySettlesOnItsBus(t *testing.T) {
+// TestTokenSettlesOnAnotherBusSharingTheKey settles tokens one bus handed
+// out on other buses, as the replicas of an app do: a bus with the same
+// key, or with it as the previous key of a rotation, settles them once; a
+// bus with another app's key rejects them; a token past its expiry is
+// stale.
+func TestTokenSettlesOnAnotherBusSharingTheKey(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, jetstream.WithTokenKey(sharedKey))
 	stream := e.stream(t, "SHARED", bus.StreamConfig{})
-	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{})
-	e.publish(t, "SHARED.a", "x")
-	m := e.fetchN(t, stream, consumer, 1)[0]
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{AckWait: time.Hour})
+	for range 4 {
+		e.publish(t, "SHARED.a", "x")
+	}
+	msgs := e.fetchN(t, stream, consumer, 4)
+	replica := newBusOn(t, e, jetstream.WithTokenKey(sharedKey))
+	rotating := newBusOn(t, e, jetstream.WithTokenKey([]byte("the new key of the app, 32 bytes"), sharedKey))
+	otherApp := newBusOn(t, e, jetstream.WithTokenKey([]byte("another app's key, also 32 bytes")))
+	ctx := testContext(t)
 
-	other, err := jetstream.New(e.nc, jetstream.WithTokenKey(sharedKey))
+	for op, settle := range settlers(otherApp) {
+		if err := settle(ctx, msgs[0].AckToken); !errors.Is(err, bus.ErrInvalidToken) {
+			t.Errorf("%s on a bus with another key = %v, want bus.ErrInvalidToken", op, err)
+		}
+	}
+	if err := replica.Ack(ctx, msgs[0].AckToken); err != nil {
+		t.Fatalf("Ack on a bus sharing the key: %v", err)
+	}
+	if err := replica.Ack(ctx, msgs[0].AckToken); !errors.Is(err, bus.ErrStaleToken) {
+		t.Errorf("second Ack on that bus = %v, want bus.ErrStaleToken", err)
+	}
+	if err := rotating.InProgress(ctx, msgs[1].AckToken); err != nil {
+		t.Fatalf("InProgress on a bus with the key as its previous key: %v", err)
+	}
+	if err := rotating.Term(ctx, msgs[1].AckToken, "test"); err != nil {
+		t.Fatalf("Term after InProgress on that bus: %v", err)
+	}
+	if err := replica.Nak(ctx, msgs[2].AckToken, 0); err != nil {
+		t.Fatalf("Nak on a bus sharing the key: %v", err)
+	}
+	again := e.fetchN(t, stream, consumer, 1)[0]
+	if again.StreamSequence != msgs[2].StreamSequence || again.DeliveryCount != 2 {
+		t.Fatalf("after the nak got sequence %d delivery %d, want sequence %d delivery 2", again.StreamSequence, again.DeliveryCount, msgs[2].StreamSequence)
+	}
+	if err := replica.Ack(ctx, again.AckToken); err != nil {
+		t.Fatalf("Ack of the redelivery on the other bus: %v", err)
+	}
+
+	// A token its issuer says has expired is stale everywhere else.
+	codec, err := bus.NewTokenCodec(sharedKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer other.Close()
-	ctx := testContext(t)
-	if err := other.Ack(ctx, m.AckToken); !errors.Is(err, bus.ErrStaleToken) {
-		t.Fatalf("Ack on another bus = %v, want bus.ErrStaleToken", err)
+	expired := bus.Token{Backend: "jetstream", Stream: stream, Consumer: consumer, StreamSeq: msgs[3].StreamSequence,
+		Delivery: 1, Reply: "$JS.ACK.SHARED.c.1.4.4.0.0", Issuer: "elsewhere", Expires: uint64(time.Now().Add(-time.Minute).UnixMilli())}
+	if err := replica.Ack(ctx, codec.Encode(expired)); !errors.Is(err, bus.ErrStaleToken) {
+		t.Errorf("Ack of an expired token = %v, want bus.ErrStaleToken", err)
 	}
-	if err := e.bus.Ack(ctx, m.AckToken); err != nil {
+	if err := e.bus.Ack(ctx, msgs[3].AckToken); err != nil {
 		t.Fatalf("Ack on the bus that received it: %v", err)
 	}
+
+	info, err := e.bus.ConsumerInfo(ctx, stream, consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 0 || info.NumPending != 0 {
+		t.Fatalf("consumer has %d unsettled and %d undelivered messages, want none", info.NumAckPending, info.NumPending)
+	}
+}
+
+// newBusOn returns another bus on e's connection.
+func newBusOn(t *testing.T, e *env, opts ...jetstream.Option) *jetstream.Bus {
+	t.Helper()
+	b, err := jetstream.New(e.nc, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
 }
 
 func TestNakRejectsNegativeDelay(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -42,6 +43,8 @@ type delivery struct {
 	reply   string
 	ackWait time.Duration
 	ackNone bool
+	// delivered is the delivery count of this delivery.
+	delivered uint64
 	// sub is the subscription that handed the delivery out; nil for a
 	// fetched one.
 	sub *subscription
@@ -50,16 +53,21 @@ type delivery struct {
 	expires time.Duration
 }
 
-// tracker holds the deliveries that can still be settled.
+// tracker holds the deliveries that can still be settled: those the Bus
+// handed out, and those of other Buses whose tokens it was given.
 type tracker struct {
-	mu        sync.Mutex
-	m         map[deliveryKey]*delivery
+	mu sync.Mutex
+	m  map[deliveryKey]*delivery
+	// adopted holds the reply subjects of the other Buses' deliveries
+	// that were ever tracked here, until they expire, so that a token
+	// settled here once is stale here afterwards.
+	adopted   map[string]time.Duration
 	base      time.Time
 	nextPrune time.Duration
 }
 
 func newTracker() tracker {
-	return tracker{m: make(map[deliveryKey]*delivery), base: time.Now()}
+	return tracker{m: make(map[deliveryKey]*delivery), adopted: make(map[string]time.Duration), base: time.Now()}
 }
 
 // now is the monotonic time since base.
@@ -70,16 +78,48 @@ func (t *tracker) add(d *delivery) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if now >= t.nextPrune {
-		for k, old := range t.m {
-			if now > old.expires {
-				delete(t.m, k)
-			}
-		}
-		t.nextPrune = now + pruneEvery
-	}
+	t.prune(now)
 	d.expires = now + d.ackWait + trackSlack
 	t.m[d.key] = d
+}
+
+// prune drops expired deliveries, at most every pruneEvery; t.mu must be
+// held.
+func (t *tracker) prune(now time.Duration) {
+	if now < t.nextPrune {
+		return
+	}
+	for k, old := range t.m {
+		if now > old.expires {
+			delete(t.m, k)
+		}
+	}
+	for reply, expires := range t.adopted {
+		if now > expires {
+			delete(t.adopted, reply)
+		}
+	}
+	t.nextPrune = now + pruneEvery
+}
+
+// adopt starts tracking d, a delivery another Bus handed out, until
+// expires (an offset from base), unless it was tracked here before, its
+// time is up, or a later delivery of its message is tracked here.
+func (t *tracker) adopt(d *delivery, expires time.Duration) error {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.prune(now)
+	if _, ok := t.adopted[d.reply]; ok || now > expires {
+		return errStale
+	}
+	if cur := t.m[d.key]; cur != nil && cur.delivered >= d.delivered {
+		return errStale
+	}
+	d.expires = expires
+	t.m[d.key] = d
+	t.adopted[d.reply] = expires
+	return nil
 }
 
 // errStale is the reason every stale token gives.
@@ -153,11 +193,12 @@ func (b *Bus) newDelivery(subject string, data []byte, hdr nats.Header, reply st
 		return nil, err
 	}
 	d := &delivery{
-		b:       b,
-		key:     deliveryKey{stream: meta.stream, consumer: meta.consumer, seq: meta.streamSeq},
-		reply:   reply,
-		ackWait: h.ackWaitOf(meta.delivered),
-		ackNone: h.ackNone,
+		b:         b,
+		key:       deliveryKey{stream: meta.stream, consumer: meta.consumer, seq: meta.streamSeq},
+		reply:     reply,
+		ackWait:   h.ackWaitOf(meta.delivered),
+		ackNone:   h.ackNone,
+		delivered: meta.delivered,
 	}
 	d.msg = bus.Message{
 		Subject:          subject,
@@ -179,6 +220,8 @@ func (b *Bus) newDelivery(subject string, data []byte, hdr nats.Header, reply st
 			StreamSeq: meta.streamSeq,
 			Delivery:  meta.delivered,
 			Reply:     reply,
+			Issuer:    b.id,
+			Expires:   uint64(time.Now().Add(d.ackWait).UnixMilli()),
 		})
 		b.tracker.add(d)
 	}
@@ -392,11 +435,44 @@ func (b *Bus) settleToken(ctx context.Context, token string, op settleOp, delay 
 	if err := b.settleReady(); err != nil {
 		return err
 	}
-	d, err := b.tracker.lookup(deliveryKey{stream: t.Stream, consumer: t.Consumer, seq: t.StreamSeq}, t.Reply, op != opInProgress)
+	key := deliveryKey{stream: t.Stream, consumer: t.Consumer, seq: t.StreamSeq}
+	d, err := b.tracker.lookup(key, t.Reply, op != opInProgress)
+	if err != nil && t.Issuer != "" && t.Issuer != b.id {
+		if err = b.adopt(ctx, t, key); err == nil {
+			d, err = b.tracker.lookup(key, t.Reply, op != opInProgress)
+		}
+	}
 	if err != nil {
 		return err
 	}
 	return d.settle(ctx, op, delay, reason, true)
+}
+
+// adopt tracks the delivery of t, which another Bus sharing the token key
+// handed out (another replica of the app), until the expiry the token
+// carries, so that this Bus settles it as one of its own: once, and
+// in-progress extending it by the consumer's ack wait. A token whose
+// expiry has passed is stale, as it is on the Bus that issued it.
+//
+// What the other Bus did with the delivery is not known here, and the
+// server confirms an ack whether or not the delivery is still pending: a
+// token settled on one Bus and then on another is settled twice, the
+// second time to no effect, and a token another Bus kept in progress past
+// its expiry is stale here.
+func (b *Bus) adopt(ctx context.Context, t bus.Token, key deliveryKey) error {
+	if t.Expires == 0 || t.Expires > math.MaxInt64 {
+		return errStale
+	}
+	left := time.Until(time.UnixMilli(int64(t.Expires)))
+	if left+trackSlack < 0 {
+		return errStale
+	}
+	h, err := b.consumer(ctx, t.Stream, t.Consumer)
+	if err != nil {
+		return err
+	}
+	d := &delivery{b: b, key: key, reply: t.Reply, ackWait: h.ackWaitOf(t.Delivery), delivered: t.Delivery}
+	return b.tracker.adopt(d, b.tracker.now()+left+trackSlack)
 }
 
 // TokenSource returns the stream and consumer of the delivery token names,

@@ -105,7 +105,7 @@ func newBus(ctx context.Context, pool *pgxpool.Pool, cfg Config, opts []Option) 
 			return nil, err
 		}
 	}
-	codec, err := bus.NewTokenCodec(o.tokenKey)
+	codec, err := bus.NewTokenCodec(o.tokenKey, o.previousTokenKeys...)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/wfeventbus/eventbus/bus"
 	"github.com/wfeventbus/eventbus/bus/bustest"
+	"github.com/wfeventbus/eventbus/bus/postgres"
 )
 
 // TestConformance runs the bus conformance suite: each case on a schema of
@@ -28,6 +29,9 @@ func TestConformance(t *testing.T) {
 			return bustest.Env{
 				Bus:     newBus(t, pg.dsn, schema),
 				Connect: func(t *testing.T) bus.Bus { return newBus(t, pg.dsn, schema) },
+				ConnectKeyed: func(t *testing.T, key []byte, previous ...[]byte) bus.Bus {
+					return newBus(t, pg.dsn, schema, postgres.WithTokenKey(key, previous...))
+				},
 			}
 		},
 		NewRestartable: func(t *testing.T) bustest.Env {

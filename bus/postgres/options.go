@@ -195,6 +195,7 @@ type Option func(*options) error
 
 type options struct {
 	tokenKey            []byte
+	previousTokenKeys   [][]byte
 	logger              *slog.Logger
 	closeTimeout        time.Duration
 	maxPayload          int
@@ -210,15 +211,25 @@ func defaultOptions() options {
 	}
 }
 
-// WithTokenKey signs ack tokens with key (at least 16 bytes). Buses on one
-// database that share the key settle each other's tokens; without it the
-// Bus draws a random key, so its tokens mean nothing to any other Bus.
-func WithTokenKey(key []byte) Option {
+// WithTokenKey signs ack tokens with key and accepts tokens signed with key
+// or with any of previous, the keys being rotated out (each at least
+// bus.MinTokenKeySize bytes). Buses on one database that share the key
+// settle each other's tokens; without it the Bus draws a random key, so its
+// tokens mean nothing to any other Bus.
+func WithTokenKey(key []byte, previous ...[]byte) Option {
 	return func(o *options) error {
-		if len(key) < 16 {
-			return fmt.Errorf("%w: token key: must be at least 16 bytes, got %d", bus.ErrInvalidConfig, len(key))
+		if key == nil {
+			key = []byte{}
+		}
+		// A codec built from the keys is the check of them.
+		if _, err := bus.NewTokenCodec(key, previous...); err != nil {
+			return err
 		}
 		o.tokenKey = append([]byte(nil), key...)
+		o.previousTokenKeys = make([][]byte, len(previous))
+		for i, p := range previous {
+			o.previousTokenKeys[i] = append([]byte(nil), p...)
+		}
 		return nil
 	}
 }

@@ -321,6 +321,15 @@ type BrokerConfig struct {
 	Embedded *EmbeddedConfig `protobuf:"bytes,7,opt,name=embedded,proto3" json:"embedded,omitempty"`
 	// Same as dsn.
 	Url string `protobuf:"bytes,8,opt,name=url,proto3" json:"url,omitempty"`
+	// File holding the key the app's replicas sign ack tokens with, so that
+	// a token one replica hands out is settled by another: its content,
+	// without surrounding whitespace, at least 16 bytes. Relative to the app
+	// config's directory. Default: the environment variable
+	// EVENTBUS_TOKEN_KEY (the key in base64), else a random key per process.
+	TokenKeyFile string `protobuf:"bytes,40,opt,name=token_key_file,json=tokenKeyFile,proto3" json:"token_key_file,omitempty"`
+	// File holding the previous key, accepted but no longer signed with,
+	// while the replicas move to a new key. Needs token_key_file.
+	TokenKeyPreviousFile string `protobuf:"bytes,41,opt,name=token_key_previous_file,json=tokenKeyPreviousFile,proto3" json:"token_key_previous_file,omitempty"`
 	// Sizing hints kept for configs written for deployment tooling; the plugin
 	// reports them but does not act on them.
 	Version   string             `protobuf:"bytes,20,opt,name=version,proto3" json:"version,omitempty"`
@@ -435,6 +444,20 @@ func (x *BrokerConfig) GetEmbedded() *EmbeddedConfig {
 func (x *BrokerConfig) GetUrl() string {
 	if x != nil {
 		return x.Url
+	}
+	return ""
+}
+
+func (x *BrokerConfig) GetTokenKeyFile() string {
+	if x != nil {
+		return x.TokenKeyFile
+	}
+	return ""
+}
+
+func (x *BrokerConfig) GetTokenKeyPreviousFile() string {
+	if x != nil {
+		return x.TokenKeyPreviousFile
 	}
 	return ""
 }
@@ -1161,7 +1184,7 @@ var File_eventbus_v1_resources_proto protoreflect.FileDescriptor
 
 const file_eventbus_v1_resources_proto_rawDesc = "" +
 	"\n" +
-	"\x1beventbus/v1/resources.proto\x12\veventbus.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\x05\n" +
+	"\x1beventbus/v1/resources.proto\x12\veventbus.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x06\n" +
 	"\fBrokerConfig\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12#\n" +
 	"\rdeploy_target\x18\x02 \x01(\tR\fdeployTarget\x12\x10\n" +
@@ -1170,7 +1193,9 @@ const file_eventbus_v1_resources_proto_rawDesc = "" +
 	"\vcredentials\x18\x05 \x01(\v2\x18.eventbus.v1.CredentialsR\vcredentials\x12'\n" +
 	"\x0fconnection_name\x18\x06 \x01(\tR\x0econnectionName\x127\n" +
 	"\bembedded\x18\a \x01(\v2\x1b.eventbus.v1.EmbeddedConfigR\bembedded\x12\x10\n" +
-	"\x03url\x18\b \x01(\tR\x03url\x12\x18\n" +
+	"\x03url\x18\b \x01(\tR\x03url\x12$\n" +
+	"\x0etoken_key_file\x18( \x01(\tR\ftokenKeyFile\x125\n" +
+	"\x17token_key_previous_file\x18) \x01(\tR\x14tokenKeyPreviousFile\x12\x18\n" +
 	"\aversion\x18\x14 \x01(\tR\aversion\x12\x1a\n" +
 	"\breplicas\x18\x15 \x01(\x05R\breplicas\x12<\n" +
 	"\tjetstream\x18\x16 \x01(\v2\x1e.eventbus.v1.JetStreamSettingsR\tjetstream\x123\n" +
