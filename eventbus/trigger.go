@@ -73,14 +73,14 @@ func (p *Plugin) newSubscribeTrigger(workflowType string, config map[string]any,
 	}
 	c := p.checks("trigger " + workflowType)
 	durable, nameField := oneOf(c, "name", cfg.GetName(), "consumer", cfg.GetConsumer())
-	if durable == "" && c.ok() {
+	if durable == "" {
 		c.fail("config.name", "required (or consumer): the durable consumer to read")
 	}
 	brokerRef, refField := oneOf(c, "broker_ref", cfg.GetBrokerRef(), "bus", cfg.GetBus())
 	if cfg.GetConcurrency() < 0 {
 		c.fail("config.concurrency", "must be 1 or more, got %d", cfg.GetConcurrency())
 	}
-	if !c.ok() {
+	if durable == "" {
 		return nil, c.err()
 	}
 	t := &subscribeTrigger{
@@ -124,7 +124,10 @@ func (p *Plugin) newSubscribeTrigger(workflowType string, config map[string]any,
 	}
 	if p.isInvalid(TypeConsumer, durable) {
 		// The consumer module's own problems stop the app.
-		return nil, c.err()
+		if !c.ok() {
+			return nil, c.err()
+		}
+		return t, nil
 	}
 	if cfg.GetStreamName() == "" {
 		c.unknown(nameField, "no %s module declares consumer %q; declare one, or give stream_name (and the consumer's settings) to have the trigger create it", TypeConsumer, durable)
@@ -138,10 +141,8 @@ func (p *Plugin) newSubscribeTrigger(workflowType string, config map[string]any,
 		c.add(err)
 		return nil, c.err()
 	}
-	if c.ok() {
-		c.backend(jetstream.CheckConsumer(t.settings.bus()))
-		c.consumerRefs(b, t.settings, "config.stream_name", fields)
-	}
+	c.backend(jetstream.CheckConsumer(t.settings.bus()))
+	c.consumerRefs(b, t.settings, "config.stream_name", fields)
 	if !c.ok() {
 		return nil, c.err()
 	}
