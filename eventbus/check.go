@@ -146,7 +146,7 @@ func (p *Plugin) warning(w Warning) {
 func (c *checks) missing(b *broker, field, format string, args ...any) {
 	what := fmt.Sprintf(format, args...)
 	if b.holdsOnlyDeclared() {
-		c.unknown(field, "%s; broker %s runs inside the plugin and holds only what the app declares", what, b.name)
+		c.unknown(field, "%s; the embedded broker %s holds only what this app declares", what, b.name)
 		return
 	}
 	c.warn(field, "%s; on external broker %s it must be created by something other than this app", what, b.name)
@@ -299,7 +299,7 @@ func (c *checks) publishSubject(b *broker, field, subject string) {
 	if c.p.invalidStores(subject) {
 		return
 	}
-	c.missing(b, field, "no stream on broker %s stores %s (%s), so publishing fails", b.name, describeSubject(subject), c.p.describeStreams(b))
+	c.missing(b, field, "no stream on broker %s stores %s (%s)", b.name, describeSubject(subject), c.p.describeStreams(b))
 }
 
 // stores reports whether a stream of b stores subject, or for a subject
@@ -347,7 +347,7 @@ func (c *checks) consumerRefs(b *broker, s consumerSettings, streamField string,
 	switch {
 	case dl == nil && c.p.invalidStores(s.DeadLetter):
 	case dl == nil:
-		c.missing(b, dlField, "no stream on broker %s stores %q (%s), so a message that fails its last delivery cannot be dead-lettered", b.name, s.DeadLetter, c.p.describeStreams(b))
+		c.missing(b, dlField, "no stream on broker %s stores dead letters to %q (%s)", b.name, s.DeadLetter, c.p.describeStreams(b))
 	case dl == sm && (len(s.FilterSubjects) == 0 || slices.ContainsFunc(s.FilterSubjects, func(f string) bool { return subjectMatches(f, s.DeadLetter) })):
 		c.warn(dlField, "%q is stored in stream %s and matches this consumer, so every dead letter is delivered to the same pipeline again", s.DeadLetter, sm.cfg.Name)
 	}

@@ -3,7 +3,6 @@ package eventbus
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -66,7 +65,7 @@ func (c *consumerModule) ensure(ctx context.Context) error {
 		return nil
 	}
 	if err := c.p.ensureConsumer(ctx, c.brokerRef, c.settings); err != nil {
-		return fmt.Errorf("module %s: %w", c.module, err)
+		return err
 	}
 	c.started = true
 	return nil
@@ -101,7 +100,7 @@ func (p *Plugin) ensureConsumer(ctx context.Context, brokerRef string, s consume
 		}
 	}
 	if _, err := jb.EnsureConsumer(ctx, s.bus()); err != nil {
-		return fmt.Errorf("consumer %s on stream %s: %w", s.Durable, s.Stream, err)
+		return err
 	}
 	p.metrics.ConsumerDeclared(s.Stream, s.Durable)
 	p.mu.Lock()

@@ -115,8 +115,6 @@ type Plugin struct {
 	streamOrder []*streamModule              // in creation order
 	consumers   map[string][]*consumerModule // by durable name; one per broker
 	inUse       map[consumerKey]*broker      // consumers set up, for ConsumerStates
-	// triggerOwned holds the consumers subscribe triggers declare.
-	triggerOwned map[consumerKey]bool
 	// invalid holds "<module type>\x00<name>" for the names declared by
 	// modules whose creation failed.
 	invalid map[string]bool
@@ -146,8 +144,6 @@ func New(opts Options) *Plugin {
 		consumers: map[string][]*consumerModule{},
 		inUse:     map[consumerKey]*broker{},
 		invalid:   map[string]bool{},
-
-		triggerOwned: map[consumerKey]bool{},
 	}
 }
 

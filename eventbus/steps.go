@@ -164,8 +164,9 @@ func checkPublish(c *checks, b *broker, brokerKnown bool, raw map[string]any, cf
 }
 
 // checkConsume checks the consumer a consume step reads on b (nil when
-// broker_ref is a template): declared by a consumer module, or by a
-// subscribe trigger or another app on the stream stream_name names.
+// broker_ref is a template): declared by a consumer module, or else on
+// the stream stream_name names, by a subscribe trigger (which may be
+// created after the step) or another app.
 func checkConsume(c *checks, b *broker, raw map[string]any, cfg *eventbusv1.ConsumeStepConfig) {
 	name, stream := cfg.GetConsumer(), cfg.GetStreamName()
 	if s, ok := raw["consumer"].(string); ok && hasTemplate(s) {
@@ -198,9 +199,7 @@ func checkConsume(c *checks, b *broker, raw map[string]any, cfg *eventbusv1.Cons
 		}
 		return
 	}
-	if !c.p.triggerDeclares(b, stream, name) {
-		c.warn("config.consumer", "no %s module or subscribe trigger of this app declares consumer %q on stream %s; it must exist when the step runs", TypeConsumer, name, stream)
-	}
+	c.warn("config.consumer", "no %s module declares consumer %q; unless a subscribe trigger declares it, it must exist on stream %s when the step runs", TypeConsumer, name, stream)
 }
 
 // stepBroker resolves a step's broker_ref when the step is created. A

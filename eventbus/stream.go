@@ -84,14 +84,14 @@ func (s *streamModule) ensure(ctx context.Context) error {
 	}
 	b, err := s.p.broker(s.brokerRef)
 	if err != nil {
-		return fmt.Errorf("module %s: %w", s.module, err)
+		return err
 	}
 	jb, err := b.ensure(ctx)
 	if err != nil {
-		return fmt.Errorf("module %s: %w", s.module, err)
+		return err
 	}
 	if _, err := jb.EnsureStream(ctx, s.cfg); err != nil {
-		return fmt.Errorf("module %s: stream %s: %w", s.module, s.cfg.Name, err)
+		return err
 	}
 	s.p.metrics.StreamDeclared(s.cfg.Name)
 	s.started = true

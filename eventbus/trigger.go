@@ -146,9 +146,6 @@ func (p *Plugin) newSubscribeTrigger(workflowType string, config map[string]any,
 	if !c.ok() {
 		return nil, c.err()
 	}
-	p.mu.Lock()
-	p.triggerOwned[consumerKey{broker: b.name, stream: t.settings.Stream, durable: durable}] = true
-	p.mu.Unlock()
 	return t, nil
 }
 
@@ -181,14 +178,6 @@ func (p *Plugin) triggerConsumer(refField, brokerRef, durable string) (*consumer
 	}
 }
 
-// triggerDeclares reports whether a subscribe trigger created so far
-// declares the consumer durable on stream of b.
-func (p *Plugin) triggerDeclares(b *broker, stream, durable string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.triggerOwned[consumerKey{broker: b.name, stream: stream, durable: durable}]
-}
-
 // oneOf returns the value of a field or of its alias, and the field it is
 // written in; both set and different is a problem.
 func oneOf(c *checks, name, v, alias, av string) (string, string) {
@@ -210,7 +199,7 @@ func (t *subscribeTrigger) Start(ctx context.Context) error {
 		return nil
 	}
 	if err := t.p.ensureConsumer(ctx, t.brokerRef, t.settings); err != nil {
-		return fmt.Errorf("trigger for %s: %w", t.workflow, err)
+		return err
 	}
 	b, err := t.p.broker(t.brokerRef)
 	if err != nil {
@@ -222,7 +211,7 @@ func (t *subscribeTrigger) Start(ctx context.Context) error {
 	}
 	info, err := jb.ConsumerInfo(ctx, t.settings.Stream, t.settings.Durable)
 	if err != nil {
-		return fmt.Errorf("trigger for %s: %w", t.workflow, err)
+		return err
 	}
 	t.ackWait = info.Config.AckWait
 	if t.ackWait <= 0 {
@@ -233,7 +222,7 @@ func (t *subscribeTrigger) Start(ctx context.Context) error {
 	sub, err := jb.Subscribe(runCtx, t.settings.Stream, t.settings.Durable, t.handle, t.opts)
 	if err != nil {
 		cancel()
-		return fmt.Errorf("trigger for %s: subscribe: %w", t.workflow, err)
+		return fmt.Errorf("subscribe: %w", err)
 	}
 	t.sub, t.cancel = sub, cancel
 	t.log.Info("subscribed", "stream", t.settings.Stream, "concurrency", t.opts.Concurrency, "ack_wait", t.ackWait.String(), "max_deliver", t.maxDeliver)
