@@ -18,6 +18,7 @@ import (
 	"github.com/wfeventbus/eventbus/bus/embedded"
 	"github.com/wfeventbus/eventbus/pluginserver"
 	"github.com/wfeventbus/eventbus/runner"
+	"github.com/wfeventbus/eventbus/wfplugin"
 )
 
 // Lines of the apps of TestValidateAndRunAgree: an embedded broker, the
@@ -501,5 +502,102 @@ func TestExternalBrokerWarnings(t *testing.T) {
 	})
 	if !slices.Equal(vProblems, rProblems) || !slices.Equal(vWarnings, rWarnings) || !started {
 		t.Errorf("run: problems %q, warnings %q, started %v", rProblems, rWarnings, started)
+	}
+}
+
+// TestPluginProblemsPlaced: each line of a plugin's refusal becomes a
+// problem at the field it names, in the config of the step refused, a
+// sub-step's included; a line that names no field is placed at the entry.
+func TestPluginProblemsPlaced(t *testing.T) {
+	t.Parallel()
+	src := `pipelines:
+  p:
+    steps:
+      - name: each
+        type: step.foreach
+        config:
+          collection: items
+          step:
+            name: inner
+            type: step.eventbus.publish
+            config:
+              subject: a
+              messages:
+                - { payload: x }
+`
+	f := newFake(testCatalog(t))
+	f.fail = "CreateStep inner step.eventbus.publish"
+	f.failWith = &wfplugin.RemoteError{Op: "CreateStep", Message: `create step "inner" (step.eventbus.publish): config.subject: no stream stores it`, Detail: "config.subject: no stream stores it\nconfig.messages[0].subject: unknown reference: nowhere\nthe broker is gone"}
+	_, err := runner.Prepare(t.Context(), mustParse(t, src, nil), f, nil)
+	var ce *runner.ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("want a *ConfigError, got %v", err)
+	}
+	got := describe(ce.Problems, true)
+	wantLines := []string{
+		"app.yaml:4: pipelines.p.steps[0]: step inner (step.eventbus.publish): the broker is gone [invalid value]",
+		"app.yaml:12: pipelines.p.steps[0].config.step.config.subject: step inner (step.eventbus.publish): no stream stores it [invalid value]",
+		"app.yaml:14: pipelines.p.steps[0].config.step.config.messages[0].subject: step inner (step.eventbus.publish): unknown reference: nowhere [unknown reference]",
+	}
+	if !slices.Equal(got, wantLines) {
+		t.Errorf("problems\n got:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(wantLines, "\n  "))
+	}
+}
+
+// TestCreateFailureThatIsNoConfigProblem: a plugin that cannot be asked
+// any more stops Prepare with that, not with a problem of the config.
+func TestCreateFailureThatIsNoConfigProblem(t *testing.T) {
+	t.Parallel()
+	f := newFake(testCatalog(t))
+	f.fail = "CreateModule bus eventbus.broker"
+	f.failWith = fmt.Errorf("wfplugin: CreateModule: %w", wfplugin.ErrClosed)
+	_, err := runner.Prepare(t.Context(), mustParse(t, "modules:\n  - { name: bus, type: eventbus.broker }\n  - { name: other, type: eventbus.broker }\n", nil), f, nil)
+	var ce *runner.ConfigError
+	var le *runner.LifecycleError
+	if errors.As(err, &ce) || !errors.As(err, &le) || !errors.Is(err, runner.ErrLifecycle) || !errors.Is(err, wfplugin.ErrClosed) {
+		t.Fatalf("err = %v, want a *LifecycleError", err)
+	}
+	if want := "app.yaml:2: create module bus (eventbus.broker): wfplugin: CreateModule: plugin client closed"; err.Error() != want {
+		t.Errorf("err = %q, want %q", err, want)
+	}
+	if calls := f.callList(); len(calls) != 1 {
+		t.Errorf("calls after the plugin was gone: %q", calls)
+	}
+}
+
+// TestFailedStartLogsNoStop: a start that fails stops what it started
+// without logging "runner stopped" ahead of the error it returns; a Stop
+// logs it.
+func TestFailedStartLogsNoStop(t *testing.T) {
+	t.Parallel()
+	src := "modules:\n  - { name: a, type: eventbus.broker }\n  - { name: b, type: eventbus.broker }\n"
+	for _, fail := range []string{"StartModule m:b", ""} {
+		f := newFake(testCatalog(t))
+		f.fail = fail
+		logs := &recordHandler{}
+		r, err := runner.New(mustParse(t, src, nil), f, slog.New(logs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = r.Start(t.Context())
+		if fail == "" {
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = r.Stop(t.Context())
+		}
+		var le *runner.LifecycleError
+		switch {
+		case fail != "" && (!errors.As(err, &le) || err.Error() != "app.yaml:3: start module b (eventbus.broker): fake failure of StartModule m:b"):
+			t.Errorf("Start: %v, want the failure at line 3", err)
+		case fail == "" && err != nil:
+			t.Errorf("Stop: %v", err)
+		}
+		logs.mu.Lock()
+		stopped := slices.Contains(logs.msgs, "runner stopped")
+		logs.mu.Unlock()
+		if stopped != (fail == "") {
+			t.Errorf("fail %q: runner stopped logged %v", fail, stopped)
+		}
 	}
 }

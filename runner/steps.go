@@ -178,7 +178,7 @@ func (b *builder) sub(parent, field string, m map[string]any, rel string) (step,
 		cfgRel = rel
 	}
 	saved := b.rel
-	b.rel = joinRel(saved, cfgRel)
+	b.rel = relJoin(saved, cfgRel)
 	defer func() { b.rel = saved }()
 	return b.build(name, typ, cfg)
 }
