@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +17,8 @@ func TestValidate(t *testing.T) {
 		"examples/work-queue/app.yaml",
 		"e2e/testdata/slow/app.yaml",
 		"e2e/testdata/big/app.yaml",
+		"e2e/testdata/backlog/app.yaml",
+		"examples/parity/app.yaml",
 	} {
 		t.Run(file, func(t *testing.T) {
 			t.Parallel()
@@ -74,6 +77,68 @@ func TestValidateBroken(t *testing.T) {
 	if t.Failed() {
 		t.Logf("stderr:\n%s", stderr)
 	}
+}
+
+// TestRunRefusesWhatValidateRefuses runs the binary on an app with many
+// mistakes: validate reports each with its line and field, all in one
+// run, and run refuses the app with the same lines in both plugin modes,
+// starting nothing (the broker's store is never created) and without a
+// "runner stopped" or a protocol prefix in its output.
+func TestRunRefusesWhatValidateRefuses(t *testing.T) {
+	t.Parallel()
+	path := repoPath(t, "e2e/testdata/refused/app.yaml")
+	lines := func(stderr string) []string {
+		var out []string
+		for _, l := range strings.Split(stderr, "\n") {
+			if l = strings.TrimPrefix(l, "eventbus: "); strings.HasPrefix(l, path+":") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	code, _, stderr := runCommand(t, guard(t, startGuard), "validate", path)
+	if code != 1 {
+		t.Fatalf("validate: exit code %d, want 1; stderr:\n%s", code, stderr)
+	}
+	want := lines(stderr)
+	for i, w := range []string{
+		"5: modules[1].config.num_replicas: ",
+		"6: modules[2].config.stream_name: ",
+		"7: modules[3].config.stream_name: ",
+		"8: modules[4].config.dead_letter_subject: ",
+		"9: modules[5].config.stream_name: ",
+		"12: pipelines.p.trigger.config.name: ",
+		"12: pipelines.p.trigger.config.concurrency: ",
+		"14: pipelines.p.steps[0].config.batch_size: ",
+		"15: pipelines.p.steps[1].config.subject: ",
+	} {
+		if i >= len(want) || !strings.HasPrefix(want[i], path+":"+w) {
+			t.Errorf("problem %d: want %s:%s...", i, path, w)
+		}
+	}
+	if len(want) != 9 {
+		t.Fatalf("validate reported %d problems, want 9:\n%s", len(want), stderr)
+	}
+	inEachMode(t, func(t *testing.T, m mode) {
+		args := append(append([]string{"run"}, m.flags...), path)
+		code, _, stderr := runCommand(t, guard(t, startGuard), args...)
+		if code != 1 {
+			t.Fatalf("exit code %d, want 1; stderr:\n%s", code, stderr)
+		}
+		if got := lines(stderr); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("run reports:\n%s\nvalidate reports:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		for _, bad := range []string{"runner stopped", "wfplugin:", "lifecycle call failed"} {
+			if strings.Contains(stderr, bad) {
+				t.Errorf("output holds %q:\n%s", bad, stderr)
+			}
+		}
+	})
+	t.Cleanup(func() {
+		if _, err := os.Stat(repoPath(t, "e2e/testdata/refused/data")); !os.IsNotExist(err) {
+			t.Errorf("the broker's store was created (%v): something started", err)
+		}
+	})
 }
 
 // TestValidateUsage: a file that does not exist is a failure naming the

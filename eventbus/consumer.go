@@ -3,11 +3,11 @@ package eventbus
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
 
+	"github.com/wfeventbus/eventbus/bus/jetstream"
 	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
 )
 
@@ -18,12 +18,14 @@ type consumerModule struct {
 	module    string
 	brokerRef string
 	settings  consumerSettings
+	// filterFields names the field of each filter subject, for messages.
+	filterFields []string
 
 	mu      sync.Mutex
 	started bool
 }
 
-func newConsumerModule(p *Plugin, module string, c *eventbusv1.ConsumerConfig) (*consumerModule, error) {
+func newConsumerModule(p *Plugin, module string, c *eventbusv1.ConsumerConfig, ck *checks) *consumerModule {
 	durable := c.GetName()
 	if durable == "" {
 		durable = module
@@ -31,20 +33,25 @@ func newConsumerModule(p *Plugin, module string, c *eventbusv1.ConsumerConfig) (
 	s := newConsumerSettings(c, durable, c.GetStreamName())
 	s.Description = c.GetDescription()
 	if s.Stream == "" {
-		return nil, fmt.Errorf("%w: config.stream_name is required: the stream the consumer reads", ErrConfig)
+		ck.fail("config.stream_name", "required: the stream the consumer reads")
 	}
-	if err := s.validate(); err != nil {
-		return nil, err
-	}
-	return &consumerModule{p: p, module: module, brokerRef: c.GetBrokerRef(), settings: s}, nil
+	s.check(ck, filterFields(c.GetFilterSubject(), c.GetFilterSubjects()))
+	return &consumerModule{p: p, module: module, brokerRef: c.GetBrokerRef(), settings: s, filterFields: filterFields(c.GetFilterSubject(), c.GetFilterSubjects())}
 }
 
-// Init checks the broker exists.
+// Init checks the consumer against its broker and the app's streams: the
+// broker exists and accepts the settings, the stream is declared, the
+// filters can match, and a stream stores the dead-letter subject.
 func (c *consumerModule) Init(context.Context) error {
-	if _, err := c.p.broker(c.brokerRef); err != nil {
-		return fmt.Errorf("module %s: %w", c.module, err)
+	ck := c.p.checks("module " + c.module)
+	b, err := c.p.broker(c.brokerRef)
+	if err != nil {
+		ck.add(err)
+		return ck.err()
 	}
-	return nil
+	ck.backend(jetstream.CheckConsumer(c.settings.bus()))
+	ck.consumerRefs(b, c.settings, "config.stream_name", c.filterFields)
+	return ck.err()
 }
 
 // Start creates or updates the consumer, first starting its broker and its
@@ -58,7 +65,7 @@ func (c *consumerModule) ensure(ctx context.Context) error {
 		return nil
 	}
 	if err := c.p.ensureConsumer(ctx, c.brokerRef, c.settings); err != nil {
-		return fmt.Errorf("module %s: %w", c.module, err)
+		return err
 	}
 	c.started = true
 	return nil
@@ -93,7 +100,7 @@ func (p *Plugin) ensureConsumer(ctx context.Context, brokerRef string, s consume
 		}
 	}
 	if _, err := jb.EnsureConsumer(ctx, s.bus()); err != nil {
-		return fmt.Errorf("consumer %s on stream %s: %w", s.Durable, s.Stream, err)
+		return err
 	}
 	p.metrics.ConsumerDeclared(s.Stream, s.Durable)
 	p.mu.Lock()

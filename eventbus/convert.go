@@ -1,7 +1,6 @@
 package eventbus
 
 import (
-	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -96,32 +95,49 @@ func newConsumerSettings(c consumerFields, durable, stream string) consumerSetti
 	return s
 }
 
-// validate checks the fields whose combination matters; prefix names the
-// config ("config" or "trigger.config") in errors.
-func (s consumerSettings) validate() error {
+// check records the problems of fields whose combination matters, and
+// of subjects that are not valid; filterFields names the field of each
+// filter subject.
+func (s consumerSettings) check(c *checks, filterFields []string) {
 	switch s.DeliverPolicy {
 	case eventbusv1.DeliverPolicy_DELIVER_POLICY_BY_START_SEQUENCE:
 		if s.OptStartSeq == 0 {
-			return fmt.Errorf("%w: opt_start_seq is required with deliver_policy BY_START_SEQUENCE", ErrConfig)
+			c.fail("config.opt_start_seq", "required with deliver_policy BY_START_SEQUENCE")
 		}
 	case eventbusv1.DeliverPolicy_DELIVER_POLICY_BY_START_TIME:
 		if s.OptStartTime.IsZero() {
-			return fmt.Errorf("%w: opt_start_time is required with deliver_policy BY_START_TIME", ErrConfig)
+			c.fail("config.opt_start_time", "required with deliver_policy BY_START_TIME")
+		}
+	case eventbusv1.DeliverPolicy_DELIVER_POLICY_LAST_PER_SUBJECT:
+		if len(s.FilterSubjects) == 0 {
+			c.fail("config.deliver_policy", "LAST_PER_SUBJECT needs filter_subject or filter_subjects")
 		}
 	}
 	if s.OptStartSeq != 0 && s.DeliverPolicy != eventbusv1.DeliverPolicy_DELIVER_POLICY_BY_START_SEQUENCE {
-		return fmt.Errorf("%w: opt_start_seq needs deliver_policy BY_START_SEQUENCE", ErrConfig)
+		c.fail("config.opt_start_seq", "needs deliver_policy BY_START_SEQUENCE")
 	}
 	if !s.OptStartTime.IsZero() && s.DeliverPolicy != eventbusv1.DeliverPolicy_DELIVER_POLICY_BY_START_TIME {
-		return fmt.Errorf("%w: opt_start_time needs deliver_policy BY_START_TIME", ErrConfig)
+		c.fail("config.opt_start_time", "needs deliver_policy BY_START_TIME")
 	}
 	if s.MaxDeliver < -1 {
-		return fmt.Errorf("%w: max_deliver must be -1 (unlimited) or more, got %d", ErrConfig, s.MaxDeliver)
+		c.fail("config.max_deliver", "must be -1 (unlimited) or more, got %d", s.MaxDeliver)
 	}
 	if s.MaxAckPending < -1 {
-		return fmt.Errorf("%w: max_ack_pending must be -1 (unlimited) or more, got %d", ErrConfig, s.MaxAckPending)
+		c.fail("config.max_ack_pending", "must be -1 (unlimited) or more, got %d", s.MaxAckPending)
 	}
-	return nil
+	for i, f := range s.FilterSubjects {
+		if c.checkSubject(filterFields[i], f, true) {
+			for _, g := range s.FilterSubjects[:i] {
+				if subjectSubset(f, g) || subjectSubset(g, f) {
+					c.fail(filterFields[i], "%q overlaps filter %q; one filter of a consumer may not contain another", f, g)
+					break
+				}
+			}
+		}
+	}
+	if s.DeadLetter != "" {
+		c.checkSubject("config.dead_letter_subject", s.DeadLetter, false)
+	}
 }
 
 // bus maps the settings to a bus consumer. Backoff is not handed to the

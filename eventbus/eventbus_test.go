@@ -369,7 +369,7 @@ func testBadInput(t *testing.T, be backend) {
 		{"unknown broker_ref", func() error {
 			_, err := a.p.CreateStep(ctx, eventbus.StepPublish, "x", map[string]any{"broker_ref": "nope"})
 			return err
-		}, eventbus.ErrUnknownRef, `broker_ref "nope"`},
+		}, eventbus.ErrUnknownRef, `config.broker_ref: unknown reference: no eventbus.broker module named "nope"`},
 		{"batch too large", func() error {
 			_, err := a.p.CreateStep(ctx, eventbus.StepConsume, "x", map[string]any{"consumer": "c", "batch_size": float64(2000)})
 			return err
@@ -409,12 +409,11 @@ func testBadInput(t *testing.T, be backend) {
 			return err
 		}, bus.ErrPayloadTooLarge, ""},
 		{"no stream for subject", func() error {
-			cfg := map[string]any{"subject": "nowhere.x", "payload": "p"}
-			s, err := a.p.CreateStep(ctx, eventbus.StepPublish, "x", cfg)
+			s, err := a.p.CreateStep(ctx, eventbus.StepPublish, "x", map[string]any{"subject": "{{ .to }}", "payload": "p"})
 			if err != nil {
 				return err
 			}
-			_, err = s.Execute(ctx, eventbus.MapInput{Rendered: cfg})
+			_, err = s.Execute(ctx, eventbus.MapInput{Rendered: map[string]any{"subject": "nowhere.x", "payload": "p"}})
 			return err
 		}, bus.ErrNoStream, ""},
 		{"trigger without consumer", func() error {
@@ -424,7 +423,7 @@ func testBadInput(t *testing.T, be backend) {
 		{"trigger without stream", func() error {
 			_, err := a.p.CreateTrigger(ctx, eventbus.TriggerSubscribe, "pipeline:p", map[string]any{"name": "undeclared"}, func(context.Context, map[string]any) error { return nil })
 			return err
-		}, eventbus.ErrConfig, "stream_name"},
+		}, eventbus.ErrUnknownRef, "stream_name"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

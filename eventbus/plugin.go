@@ -111,6 +111,10 @@ type Options struct {
 	PostgresOptions []postgres.Option
 	// Metrics receives counts of what the plugin does; nil counts nothing.
 	Metrics Metrics
+	// Warn receives each Warning about a config the plugin accepts, within
+	// the CreateModule, InitModule, CreateStep or CreateTrigger call that
+	// finds it; nil logs them at warn level.
+	Warn func(Warning)
 }
 
 // Plugin owns every module, step and trigger it creates.
@@ -120,12 +124,20 @@ type Plugin struct {
 	busOpts []jetstream.Option
 	pgOpts  []postgres.Option
 	metrics Metrics
+	warn    func(Warning)
 
-	mu        sync.Mutex
-	brokers   map[string]*broker           // by module name
-	streams   map[string][]*streamModule   // by stream name; one per broker
-	consumers map[string][]*consumerModule // by durable name; one per broker
-	inUse     map[consumerKey]*broker      // consumers set up, for ConsumerStates
+	mu          sync.Mutex
+	brokers     map[string]*broker           // by module name
+	streams     map[string][]*streamModule   // by stream name; one per broker
+	streamOrder []*streamModule              // in creation order
+	consumers   map[string][]*consumerModule // by durable name; one per broker
+	inUse       map[consumerKey]*broker      // consumers set up, for ConsumerStates
+	// invalid holds "<module type>\x00<name>" for the names declared by
+	// modules whose creation failed.
+	invalid map[string]bool
+	// invalidSubjects are the subjects of those streams (">" for one whose
+	// subjects are not known).
+	invalidSubjects []string
 }
 
 // New returns an empty Plugin.
@@ -144,10 +156,12 @@ func New(opts Options) *Plugin {
 		busOpts:   opts.BusOptions,
 		pgOpts:    opts.PostgresOptions,
 		metrics:   m,
+		warn:      opts.Warn,
 		brokers:   map[string]*broker{},
 		streams:   map[string][]*streamModule{},
 		consumers: map[string][]*consumerModule{},
 		inUse:     map[consumerKey]*broker{},
+		invalid:   map[string]bool{},
 	}
 }
 
@@ -185,7 +199,7 @@ func decode(config map[string]any, msg proto.Message, prefix string, templates b
 		opts = append(opts, protomap.AllowTemplates())
 	}
 	if err := protomap.Decode(config, msg, opts...); err != nil {
-		return fmt.Errorf("%w: %w", ErrConfig, err)
+		return &configError{err}
 	}
 	return nil
 }
@@ -193,9 +207,20 @@ func decode(config map[string]any, msg proto.Message, prefix string, templates b
 // CreateModule creates a module of type typ named name from its config.
 // References to environment variables that the host left in the config's
 // strings are resolved first, ${NAME:-default} included (see
-// ExpandEnvDefaults).
+// ExpandEnvDefaults). Every problem of the config is reported at once (see
+// check.go); what it says about other modules is checked by Init.
 func (p *Plugin) CreateModule(_ context.Context, typ, name string, config map[string]any) (Module, error) {
 	config = ExpandEnvDefaults(config, p.getenv)
+	m, err := p.createModule(typ, name, config)
+	if err != nil {
+		p.markInvalid(typ, name, config)
+		return nil, err
+	}
+	return m, nil
+}
+
+func (p *Plugin) createModule(typ, name string, config map[string]any) (Module, error) {
+	c := p.checks("module " + name)
 	switch canonicalModuleType(typ) {
 	case TypeBroker:
 		cfg := &eventbusv1.BrokerConfig{}
@@ -205,6 +230,9 @@ func (p *Plugin) CreateModule(_ context.Context, typ, name string, config map[st
 		configDir, _ := config["_config_dir"].(string)
 		b, err := newBroker(name, cfg, configDir, p.getenv, p.log, p.busOpts, p.pgOpts)
 		if err != nil {
+			return nil, err
+		}
+		if err := b.checkPlan(); err != nil {
 			return nil, err
 		}
 		p.mu.Lock()
@@ -219,9 +247,9 @@ func (p *Plugin) CreateModule(_ context.Context, typ, name string, config map[st
 		if err := decode(config, cfg, "config", false); err != nil {
 			return nil, err
 		}
-		s, err := newStreamModule(p, name, cfg)
-		if err != nil {
-			return nil, err
+		s := newStreamModule(p, name, cfg, c)
+		if !c.ok() {
+			return nil, c.err()
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -231,25 +259,26 @@ func (p *Plugin) CreateModule(_ context.Context, typ, name string, config map[st
 			}
 		}
 		p.streams[s.cfg.Name] = append(p.streams[s.cfg.Name], s)
+		p.streamOrder = append(p.streamOrder, s)
 		return s, nil
 	case TypeConsumer:
 		cfg := &eventbusv1.ConsumerConfig{}
 		if err := decode(config, cfg, "config", false); err != nil {
 			return nil, err
 		}
-		c, err := newConsumerModule(p, name, cfg)
-		if err != nil {
-			return nil, err
+		cm := newConsumerModule(p, name, cfg, c)
+		if !c.ok() {
+			return nil, c.err()
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		for _, other := range p.consumers[c.settings.Durable] {
-			if other.brokerRef == c.brokerRef {
-				return nil, fmt.Errorf("%w: consumer %s is declared twice on one broker (modules %s and %s)", ErrConfig, c.settings.Durable, other.module, name)
+		for _, other := range p.consumers[cm.settings.Durable] {
+			if other.brokerRef == cm.brokerRef {
+				return nil, fmt.Errorf("%w: consumer %s is declared twice on one broker (modules %s and %s)", ErrConfig, cm.settings.Durable, other.module, name)
 			}
 		}
-		p.consumers[c.settings.Durable] = append(p.consumers[c.settings.Durable], c)
-		return c, nil
+		p.consumers[cm.settings.Durable] = append(p.consumers[cm.settings.Durable], cm)
+		return cm, nil
 	}
 	return nil, fmt.Errorf("%w: module type %q (known: %s)", ErrUnknownType, typ, strings.Join(ModuleTypes(), ", "))
 }
@@ -279,20 +308,28 @@ func ExpandEnvDefaults(config map[string]any, getenv func(string) string) map[st
 	return out
 }
 
-// broker resolves a broker_ref: the named broker, or the only one.
+// broker resolves a broker_ref: the named broker, or the only one. An
+// error names the field config.broker_ref.
 func (p *Plugin) broker(ref string) (*broker, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.brokerLocked(ref)
+	return p.brokerAt("config.broker_ref", ref)
 }
 
-func (p *Plugin) brokerLocked(ref string) (*broker, error) {
+// brokerAt resolves a broker reference written in field.
+func (p *Plugin) brokerAt(field, ref string) (*broker, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.brokerLocked(field, ref)
+}
+
+func (p *Plugin) brokerLocked(field, ref string) (*broker, error) {
 	if ref != "" {
 		if b, ok := p.brokers[ref]; ok {
 			return b, nil
 		}
-		return nil, fmt.Errorf("%w: broker_ref %q: no %s module named %s (declared: %s)",
-			ErrUnknownRef, ref, TypeBroker, ref, listOrNone(p.brokers))
+		if p.invalid[TypeBroker+"\x00"+ref] {
+			return nil, errInvalidTarget
+		}
+		return nil, &fieldError{field: field, kind: ErrUnknownRef, msg: fmt.Sprintf("no %s module named %q (declared: %s)", TypeBroker, ref, listOrNone(p.brokers))}
 	}
 	switch len(p.brokers) {
 	case 1:
@@ -300,9 +337,14 @@ func (p *Plugin) brokerLocked(ref string) (*broker, error) {
 			return b, nil
 		}
 	case 0:
-		return nil, fmt.Errorf("%w: no %s module is declared; add one (it needs no config to run an embedded broker)", ErrUnknownRef, TypeBroker)
+		for k := range p.invalid {
+			if strings.HasPrefix(k, TypeBroker+"\x00") {
+				return nil, errInvalidTarget
+			}
+		}
+		return nil, &fieldError{field: field, kind: ErrUnknownRef, msg: fmt.Sprintf("no %s module is declared; add one (it needs no config to run an embedded broker)", TypeBroker)}
 	}
-	return nil, fmt.Errorf("%w: broker_ref is required when several brokers are declared (%s)", ErrUnknownRef, listOrNone(p.brokers))
+	return nil, &fieldError{field: field, kind: ErrUnknownRef, msg: fmt.Sprintf("required when several brokers are declared (%s)", listOrNone(p.brokers))}
 }
 
 // allBrokers returns every broker, sorted by name.
@@ -322,7 +364,7 @@ func (p *Plugin) stream(b *broker, name string) *streamModule {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range p.streams[name] {
-		if on, err := p.brokerLocked(s.brokerRef); err == nil && on == b {
+		if on, err := p.brokerLocked("", s.brokerRef); err == nil && on == b {
 			return s
 		}
 	}
@@ -334,7 +376,7 @@ func (p *Plugin) consumer(b *broker, durable string) *consumerModule {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.consumers[durable] {
-		if on, err := p.brokerLocked(c.brokerRef); err == nil && on == b {
+		if on, err := p.brokerLocked("", c.brokerRef); err == nil && on == b {
 			return c
 		}
 	}

@@ -76,51 +76,137 @@ func hasTemplate(v any) bool {
 	return false
 }
 
-// CreateStep creates a step of type typ from its raw (untemplated) config.
-// The host names the step in errors; the publish step derives its
-// messages' ids from name.
+// CreateStep creates a step of type typ from its raw (untemplated) config,
+// checking it against the app's modules (see check.go): its broker, the
+// streams that store what it publishes, the consumer it reads. The host
+// names the step in errors; the publish step derives its messages' ids from
+// name.
 func (p *Plugin) CreateStep(_ context.Context, typ, name string, config map[string]any) (Step, error) {
+	c := p.checks("step " + name)
 	switch typ {
 	case StepPublish:
-		c, err := newStepConfig(config, func() *eventbusv1.PublishStepConfig { return &eventbusv1.PublishStepConfig{} })
+		cfg, err := newStepConfig(config, func() *eventbusv1.PublishStepConfig { return &eventbusv1.PublishStepConfig{} })
 		if err != nil {
 			return nil, err
 		}
-		b, err := p.stepBroker(c.static.GetBrokerRef())
-		if err != nil {
-			return nil, err
+		b, err := p.stepBroker(cfg.static.GetBrokerRef())
+		c.add(err)
+		checkPublish(c, b, err == nil, config, cfg.static)
+		if !c.ok() {
+			return nil, c.err()
 		}
-		return &publishStep{p: p, b: b, cfg: c, name: name}, nil
+		return &publishStep{p: p, b: b, cfg: cfg, name: name}, nil
 	case StepConsume:
-		c, err := newStepConfig(config, func() *eventbusv1.ConsumeStepConfig { return &eventbusv1.ConsumeStepConfig{} })
+		cfg, err := newStepConfig(config, func() *eventbusv1.ConsumeStepConfig { return &eventbusv1.ConsumeStepConfig{} })
 		if err != nil {
 			return nil, err
 		}
-		if err := checkBatch(c.static.GetBatchSize()); err != nil {
-			return nil, err
+		if err := checkBatch(cfg.static.GetBatchSize()); err != nil {
+			c.add(err)
 		}
-		b, err := p.stepBroker(c.static.GetBrokerRef())
-		if err != nil {
-			return nil, err
+		b, err := p.stepBroker(cfg.static.GetBrokerRef())
+		c.add(err)
+		if err == nil {
+			checkConsume(c, b, config, cfg.static)
 		}
-		return &consumeStep{p: p, b: b, cfg: c}, nil
+		if !c.ok() {
+			return nil, c.err()
+		}
+		return &consumeStep{p: p, b: b, cfg: cfg}, nil
 	case StepAck, StepNak, StepTerm, StepInProgress:
-		c, err := newStepConfig(config, func() *eventbusv1.SettleStepConfig { return &eventbusv1.SettleStepConfig{} })
+		cfg, err := newStepConfig(config, func() *eventbusv1.SettleStepConfig { return &eventbusv1.SettleStepConfig{} })
 		if err != nil {
 			return nil, err
 		}
-		if ref := c.static.GetBrokerRef(); ref != "" && !hasTemplate(ref) {
-			if _, err := p.broker(ref); err != nil {
-				return nil, err
-			}
+		if _, err := p.stepBroker(cfg.static.GetBrokerRef()); err != nil && cfg.static.GetBrokerRef() != "" {
+			c.add(err)
 		}
 		_, explicit := config["ack_token"]
-		if explicit && c.fixed && c.static.GetAckToken() == "" {
-			return nil, fmt.Errorf("%w: config.ack_token is empty; leave it out to settle the message that triggered the pipeline", ErrConfig)
+		if explicit && cfg.fixed && cfg.static.GetAckToken() == "" {
+			c.fail("config.ack_token", "empty; leave it out to settle the message that triggered the pipeline")
 		}
-		return &settleStep{p: p, kind: typ, cfg: c, explicitToken: explicit}, nil
+		if !c.ok() {
+			return nil, c.err()
+		}
+		return &settleStep{p: p, kind: typ, cfg: cfg, explicitToken: explicit}, nil
 	}
 	return nil, fmt.Errorf("%w: step type %q (known: %s)", ErrUnknownType, typ, strings.Join(StepTypes(), ", "))
+}
+
+// checkPublish checks the subjects a publish step sends to: one from
+// subject, or one per message of messages (each defaulting to subject).
+// brokerKnown is false when broker_ref names no broker (already reported);
+// b is nil when broker_ref is a template.
+func checkPublish(c *checks, b *broker, brokerKnown bool, raw map[string]any, cfg *eventbusv1.PublishStepConfig) {
+	if _, ok := raw["messages"].(string); ok {
+		return // a template: the batch is known only once rendered
+	}
+	if len(cfg.GetMessages()) == 0 {
+		if cfg.GetSubject() == "" {
+			c.fail("config.subject", "required: the subject to publish to (or give messages)")
+			return
+		}
+		if brokerKnown {
+			c.publishSubject(b, "config.subject", cfg.GetSubject())
+		}
+		return
+	}
+	topChecked := false
+	for i, m := range cfg.GetMessages() {
+		field, subject := fmt.Sprintf("config.messages[%d].subject", i), m.GetSubject()
+		if subject == "" {
+			if cfg.GetSubject() == "" {
+				c.fail(field, "required when config.subject is not set")
+				continue
+			}
+			if topChecked {
+				continue
+			}
+			field, subject, topChecked = "config.subject", cfg.GetSubject(), true
+		}
+		if brokerKnown {
+			c.publishSubject(b, field, subject)
+		}
+	}
+}
+
+// checkConsume checks the consumer a consume step reads on b (nil when
+// broker_ref is a template): declared by a consumer module, or else on
+// the stream stream_name names, by a subscribe trigger (which may be
+// created after the step) or another app.
+func checkConsume(c *checks, b *broker, raw map[string]any, cfg *eventbusv1.ConsumeStepConfig) {
+	name, stream := cfg.GetConsumer(), cfg.GetStreamName()
+	if s, ok := raw["consumer"].(string); ok && hasTemplate(s) {
+		c.warn("config.consumer", "%q is a template, so whether the consumer exists is known only at run time", s)
+		return
+	}
+	if name == "" {
+		c.fail("config.consumer", "required: the durable consumer to read")
+		return
+	}
+	if b == nil || hasTemplate(stream) {
+		return
+	}
+	if cm := c.p.consumer(b, name); cm != nil {
+		if stream != "" && stream != cm.settings.Stream {
+			c.fail("config.stream_name", "%q differs from stream %q of consumer module %s", stream, cm.settings.Stream, cm.module)
+		}
+		return
+	}
+	if c.p.isInvalid(TypeConsumer, name) {
+		return
+	}
+	if stream == "" {
+		c.unknown("config.consumer", "no %s module declares consumer %q on broker %s; declare one, or give stream_name", TypeConsumer, name, b.name)
+		return
+	}
+	if c.p.stream(b, stream) == nil {
+		if !c.p.isInvalid(TypeStream, stream) {
+			c.missing(b, "config.stream_name", "no %s module declares stream %q on broker %s (%s)", TypeStream, stream, b.name, c.p.describeStreams(b))
+		}
+		return
+	}
+	c.warn("config.consumer", "no %s module declares consumer %q; unless a subscribe trigger declares it, it must exist on stream %s when the step runs", TypeConsumer, name, stream)
 }
 
 // stepBroker resolves a step's broker_ref when the step is created. A
@@ -153,7 +239,7 @@ func (p *Plugin) stepBus(b *broker, ref string) (bus.Bus, error) {
 
 func checkBatch(n int32) error {
 	if n < 0 || n > bus.MaxFetchBatch {
-		return fmt.Errorf("%w: config.batch_size must be between 1 and %d, got %d", ErrConfig, bus.MaxFetchBatch, n)
+		return &fieldError{field: "config.batch_size", kind: ErrConfig, msg: fmt.Sprintf("must be between 1 and %d, got %d", bus.MaxFetchBatch, n)}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wfeventbus/eventbus/bus"
+	"github.com/wfeventbus/eventbus/bus/jetstream"
 	eventbusv1 "github.com/wfeventbus/eventbus/gen/eventbus/v1"
 )
 
@@ -88,19 +89,17 @@ func (p *Plugin) newSubscribeTrigger(workflowType string, config map[string]any,
 	if err := decode(config, cfg, "config", false); err != nil {
 		return nil, err
 	}
-	durable, err := oneOf("name", cfg.GetName(), "consumer", cfg.GetConsumer())
-	if err != nil {
-		return nil, err
+	c := p.checks("trigger " + workflowType)
+	durable, nameField := oneOf(c, "name", cfg.GetName(), "consumer", cfg.GetConsumer())
+	if durable == "" {
+		c.fail("config.name", "required (or consumer): the durable consumer to read")
+	}
+	brokerRef, refField := oneOf(c, "broker_ref", cfg.GetBrokerRef(), "bus", cfg.GetBus())
+	if cfg.GetConcurrency() < 0 {
+		c.fail("config.concurrency", "must be 1 or more, got %d", cfg.GetConcurrency())
 	}
 	if durable == "" {
-		return nil, fmt.Errorf("%w: config.name (or consumer) is required: the durable consumer to read", ErrConfig)
-	}
-	brokerRef, err := oneOf("broker_ref", cfg.GetBrokerRef(), "bus", cfg.GetBus())
-	if err != nil {
-		return nil, err
-	}
-	if cfg.GetConcurrency() < 0 {
-		return nil, fmt.Errorf("%w: config.concurrency must be 1 or more, got %d", ErrConfig, cfg.GetConcurrency())
+		return nil, c.err()
 	}
 	t := &subscribeTrigger{
 		p:         p,
@@ -116,41 +115,70 @@ func (p *Plugin) newSubscribeTrigger(workflowType string, config map[string]any,
 		},
 		log: p.log.With("trigger", TriggerSubscribe, "workflow", workflowType, "consumer", durable),
 	}
-	cm, err := p.triggerConsumer(brokerRef, durable)
+	cm, err := p.triggerConsumer(refField, brokerRef, durable)
 	if err != nil {
-		return nil, err
+		c.add(err)
+		return nil, c.err()
 	}
 	if cm != nil {
 		// The consumer module owns the consumer's settings; the trigger may
 		// only restate its stream.
 		if s := cfg.GetStreamName(); s != "" && s != cm.settings.Stream {
-			return nil, fmt.Errorf("%w: config.stream_name %q differs from stream %q of consumer module %s", ErrConfig, s, cm.settings.Stream, cm.module)
+			c.fail("config.stream_name", "%q differs from stream %q of consumer module %s", s, cm.settings.Stream, cm.module)
+		}
+		for _, k := range consumerKeys() {
+			if _, set := config[k]; set {
+				c.warn("config."+k, "ignored: consumer module %s declares consumer %s, so its settings apply; set %s there", cm.module, durable, k)
+			}
 		}
 		t.settings = cm.settings
 		if t.brokerRef == "" {
 			t.brokerRef = cm.brokerRef
 		}
-	} else {
-		if cfg.GetStreamName() == "" {
-			return nil, fmt.Errorf("%w: config.stream_name is required: no %s module declares consumer %s", ErrConfig, TypeConsumer, durable)
+		if !c.ok() {
+			return nil, c.err()
 		}
-		t.settings = newConsumerSettings(cfg, durable, cfg.GetStreamName())
-		if err := t.settings.validate(); err != nil {
-			return nil, err
-		}
+		return t, nil
 	}
-	if _, err := p.broker(t.brokerRef); err != nil {
-		return nil, err
+	if p.isInvalid(TypeConsumer, durable) {
+		// The consumer module's own problems stop the app.
+		if !c.ok() {
+			return nil, c.err()
+		}
+		return t, nil
+	}
+	if cfg.GetStreamName() == "" {
+		c.unknown(nameField, "no %s module declares consumer %q; declare one, or give stream_name (and the consumer's settings) to have the trigger create it", TypeConsumer, durable)
+		return nil, c.err()
+	}
+	t.settings = newConsumerSettings(cfg, durable, cfg.GetStreamName())
+	fields := filterFields(cfg.GetFilterSubject(), cfg.GetFilterSubjects())
+	t.settings.check(c, fields)
+	b, err := p.brokerAt(refField, t.brokerRef)
+	if err != nil {
+		c.add(err)
+		return nil, c.err()
+	}
+	c.backend(jetstream.CheckConsumer(t.settings.bus()))
+	c.consumerRefs(b, t.settings, "config.stream_name", fields)
+	if !c.ok() {
+		return nil, c.err()
 	}
 	return t, nil
 }
 
+// consumerKeys are the keys of a trigger config that configure the
+// consumer, used only when no consumer module declares it.
+func consumerKeys() []string {
+	return []string{"filter_subject", "filter_subjects", "deliver_policy", "opt_start_seq", "opt_start_time", "ack_policy", "ack_wait", "max_deliver", "backoff", "max_ack_pending", "dead_letter_subject"}
+}
+
 // triggerConsumer finds the consumer module that declares durable for a
-// trigger: on the trigger's broker when it names one, else the only module
-// of that name (whose broker the trigger then uses).
-func (p *Plugin) triggerConsumer(brokerRef, durable string) (*consumerModule, error) {
+// trigger: on the trigger's broker when it names one (in refField), else
+// the only module of that name (whose broker the trigger then uses).
+func (p *Plugin) triggerConsumer(refField, brokerRef, durable string) (*consumerModule, error) {
 	if brokerRef != "" {
-		b, err := p.broker(brokerRef)
+		b, err := p.brokerAt(refField, brokerRef)
 		if err != nil {
 			return nil, err
 		}
@@ -164,20 +192,20 @@ func (p *Plugin) triggerConsumer(brokerRef, durable string) (*consumerModule, er
 	case 1:
 		return mods[0], nil
 	default:
-		return nil, fmt.Errorf("%w: consumer %s is declared on %d brokers; set config.broker_ref (or bus)", ErrUnknownRef, durable, len(mods))
+		return nil, &fieldError{field: refField, kind: ErrUnknownRef, msg: fmt.Sprintf("required: consumer %s is declared on %d brokers", durable, len(mods))}
 	}
 }
 
-// oneOf returns the value of a field or of its alias; both set and different
-// is an error.
-func oneOf(name, v, alias, av string) (string, error) {
+// oneOf returns the value of a field or of its alias, and the field it is
+// written in; both set and different is a problem.
+func oneOf(c *checks, name, v, alias, av string) (string, string) {
 	if v != "" && av != "" && v != av {
-		return "", fmt.Errorf("%w: config.%s %q and config.%s %q name different things; set one", ErrConfig, name, v, alias, av)
+		c.fail("config."+alias, "%q and config.%s %q name different things; set one", av, name, v)
 	}
-	if v != "" {
-		return v, nil
+	if v == "" && av != "" {
+		return av, "config." + alias
 	}
-	return av, nil
+	return v, "config." + name
 }
 
 // Start ensures the broker, stream and consumer and starts consuming on a
@@ -189,7 +217,7 @@ func (t *subscribeTrigger) Start(ctx context.Context) error {
 		return nil
 	}
 	if err := t.p.ensureConsumer(ctx, t.brokerRef, t.settings); err != nil {
-		return fmt.Errorf("trigger for %s: %w", t.workflow, err)
+		return err
 	}
 	b, err := t.p.broker(t.brokerRef)
 	if err != nil {
@@ -201,7 +229,7 @@ func (t *subscribeTrigger) Start(ctx context.Context) error {
 	}
 	info, err := jb.ConsumerInfo(ctx, t.settings.Stream, t.settings.Durable)
 	if err != nil {
-		return fmt.Errorf("trigger for %s: %w", t.workflow, err)
+		return err
 	}
 	t.ackWait = info.Config.AckWait
 	if t.ackWait <= 0 {
@@ -215,7 +243,7 @@ func (t *subscribeTrigger) Start(ctx context.Context) error {
 	sub, err := jb.Subscribe(runCtx, t.settings.Stream, t.settings.Durable, t.handle, t.opts)
 	if err != nil {
 		cancel()
-		return fmt.Errorf("trigger for %s: subscribe: %w", t.workflow, err)
+		return fmt.Errorf("subscribe: %w", err)
 	}
 	t.sub, t.cancel = sub, cancel
 	t.log.Info("subscribed", "stream", t.settings.Stream, "concurrency", t.opts.Concurrency, "ack_wait", t.ackWait.String(), "max_deliver", t.maxDeliver)

@@ -27,6 +27,10 @@ type DirectConfig struct {
 	// NewConnectionCollector, the families the plugin process serves at
 	// EVENTBUS_METRICS_ADDR.
 	Registerer prometheus.Registerer
+	// Warn, when set, receives the plugin's warnings about the configs it
+	// accepts, within the create or init call that finds each (see
+	// eventbus.Options.Warn); nil logs them.
+	Warn func(eventbus.Warning)
 }
 
 // LaunchDirect runs the eventbus plugin inside this process and returns the
@@ -38,7 +42,7 @@ func LaunchDirect(ctx context.Context, cfg DirectConfig, opts ...wfplugin.Launch
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	o := eventbus.Options{Logger: logger, Getenv: cfg.Getenv}
+	o := eventbus.Options{Logger: logger, Getenv: cfg.Getenv, Warn: cfg.Warn}
 	if cfg.Registerer != nil {
 		o.Metrics = NewMetrics(cfg.Registerer)
 	}

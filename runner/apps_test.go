@@ -1,10 +1,12 @@
 package runner_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/wfeventbus/eventbus/eventbus"
@@ -54,6 +56,11 @@ func TestAppsRunInTheEngine(t *testing.T) {
 		for _, w := range cfg.Warnings {
 			t.Errorf("%s: %v", name, w)
 		}
+		// What the plugin checks when it creates the app, as validate and
+		// run have it do.
+		for _, w := range prepareApp(t, name, data, nil) {
+			t.Errorf("%s: %v", name, w)
+		}
 		for _, pl := range cfg.Pipelines {
 			for _, s := range pl.Steps {
 				if !runner.IsEngineStepType(s.Type) && !strings.HasPrefix(s.Type, "step.eventbus.") {
@@ -88,4 +95,51 @@ func TestAppsRunInTheEngine(t *testing.T) {
 	if n == 0 {
 		t.Error("no app YAML found in README.md")
 	}
+}
+
+// prepareApp prepares the app in the eventbus plugin in this process, as
+// eventbus validate does, and returns its warnings; a problem fails t.
+func prepareApp(t *testing.T, name string, data []byte, env map[string]string) []*runner.Problem {
+	t.Helper()
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cfg, err := runner.Parse(name, data, lookup)
+	if err != nil {
+		t.Fatalf("%s does not parse:\n%v", name, err)
+	}
+	warnings := &warningBuffer{}
+	c, err := pluginserver.LaunchDirect(t.Context(), pluginserver.DirectConfig{Version: "1.0.0", Getenv: func(k string) string { return env[k] }, Warn: warnings.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := c.Close(context.Background()); err != nil {
+			t.Errorf("close the plugin: %v", err)
+		}
+	}()
+	r, err := runner.Prepare(t.Context(), cfg, runner.FromClient(c), nil, runner.WithPluginWarnings(warnings.take))
+	if err != nil {
+		t.Fatalf("%s: the plugin refuses it:\n%v", name, err)
+	}
+	return r.Warnings()
+}
+
+// warningBuffer collects the warnings of the plugin in this process for
+// the runner.
+type warningBuffer struct {
+	mu   sync.Mutex
+	list []runner.PluginWarning
+}
+
+func (b *warningBuffer) add(w eventbus.Warning) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.list = append(b.list, runner.PluginWarning{Field: w.Field, Message: w.Message})
+}
+
+func (b *warningBuffer) take() []runner.PluginWarning {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := b.list
+	b.list = nil
+	return out
 }

@@ -29,8 +29,12 @@
 // is reported at once.
 //
 // A Runner drives a Plugin, the small interface through which it reaches a
-// plugin process: New validates the config and builds the pipelines, Start
-// creates and starts modules, steps and triggers in the engine's order,
+// plugin process: New validates the config and builds the pipelines;
+// Prepare also creates and initialises modules, steps and triggers in the
+// engine's order without starting any, so that every problem the plugin's
+// own checks find is reported at once, with file and line, before
+// anything runs (a host validates an app this way, and starts it the same
+// way); Start creates (unless Prepare did) and starts them,
 // TriggerWorkflow runs a pipeline to completion (the plugin's triggers
 // call it), and Stop stops triggers, lets in-flight runs finish and stops
 // modules in reverse.

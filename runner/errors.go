@@ -156,6 +156,9 @@ func (p *Problem) Unwrap() error { return p.Err }
 // problem with errors.Is.
 type ConfigError struct {
 	Problems []*Problem
+	// Warnings are the config's warnings (see Config.Warnings), when they
+	// are known: Prepare reports them along with the problems.
+	Warnings []*Problem
 }
 
 // Error returns one problem per line.

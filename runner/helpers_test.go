@@ -100,8 +100,10 @@ type fakePlugin struct {
 
 	// exec, when set, runs every plugin step.
 	exec func(ctx context.Context, handle string, in runner.StepInput) (runner.StepResult, error)
-	// fail makes the call whose record equals it fail.
-	fail string
+	// fail makes the call whose record equals it fail, with failWith as
+	// its error when set.
+	fail     string
+	failWith error
 	// hook, when set, sees every call record before it is made.
 	hook func(call string)
 
@@ -126,6 +128,9 @@ func (f *fakePlugin) record(call string) error {
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, call)
 	if f.fail == call {
+		if f.failWith != nil {
+			return f.failWith
+		}
 		return errors.New("fake failure of " + call)
 	}
 	return nil

@@ -18,6 +18,33 @@ type options struct {
 	shutdownTimeout time.Duration
 	registerer      prometheus.Registerer
 	now             func() time.Time
+	pluginWarnings  func() []PluginWarning
+}
+
+// PluginWarning is a warning a plugin reports about a config it accepted.
+type PluginWarning struct {
+	// Field is the path of the field, beginning with "config"
+	// ("config.subject"); "" for the config as a whole.
+	Field string
+	// Message says what is likely wrong.
+	Message string
+}
+
+// WithPluginWarnings lets the runner read the warnings of a plugin that
+// reports them apart from its errors, as the eventbus plugin does in this
+// process (pluginserver.DirectConfig.Warn): take returns the warnings
+// reported since it was last called. The runner calls it after each create
+// and init call, places each warning at the field it names in the config
+// just created, and reports it with the config's other warnings. A plugin
+// in another process logs its warnings instead.
+func WithPluginWarnings(take func() []PluginWarning) Option {
+	return func(o *options) error {
+		if take == nil {
+			return fmt.Errorf("%w: WithPluginWarnings: nil function", ErrInvalidOption)
+		}
+		o.pluginWarnings = take
+		return nil
+	}
 }
 
 // WithShutdownTimeout sets how long Stop waits for in-flight runs before

@@ -19,37 +19,40 @@ type pipelineRuntime struct {
 }
 
 // buildPipeline builds a pipeline's steps, each wrapped in its guards.
-// The error is the engine's build error for the first step that fails.
+// The error is the engine's build error for the first step that fails;
+// the steps after it are built all the same, so that the runtime returned
+// holds every plugin step that builds.
 func (r *Runner) buildPipeline(pl *Pipeline, cat Catalog) (*pipelineRuntime, error) {
 	rt := &pipelineRuntime{cfg: pl}
 	b := &builder{r: r, pluginTypes: cat.StepTypes}
-	build := func(s *Step) (step, error) {
-		b.rel = ""
+	path := srcPath(pl.src, "pipelines"+pathKey(pl.Name))
+	var first error
+	build := func(s *Step, fallback string) step {
+		b.rel, b.at, b.path = "", s, srcPath(s.src, fallback)
 		st, err := b.build(s.Name, s.Type, r.withConfigDir(s.Config))
 		if err != nil {
-			return nil, fmt.Errorf("pipeline %q: step %q (type %s): %w", pl.Name, s.Name, s.Type, err)
+			if first == nil {
+				first = fmt.Errorf("pipeline %q: step %q (type %s): %w", pl.Name, s.Name, s.Type, err)
+			}
+			return nil
 		}
 		if s.If != "" || s.SkipIf != "" {
 			st = &guarded{step: st, tmpl: r.tmpl, skipIf: s.SkipIf, ifCond: s.If}
 		}
-		return st, nil
+		return st
 	}
 	for i := range pl.Steps {
-		st, err := build(&pl.Steps[i])
-		if err != nil {
-			return nil, err
+		if st := build(&pl.Steps[i], fmt.Sprintf("%s.steps[%d]", path, i)); st != nil {
+			rt.steps = append(rt.steps, st)
 		}
-		rt.steps = append(rt.steps, st)
 	}
 	for i := range pl.Compensation {
-		st, err := build(&pl.Compensation[i])
-		if err != nil {
-			return nil, err
+		if st := build(&pl.Compensation[i], fmt.Sprintf("%s.compensation[%d]", path, i)); st != nil {
+			rt.compensation = append(rt.compensation, st)
 		}
-		rt.compensation = append(rt.compensation, st)
 	}
 	rt.plugin = b.plugin
-	return rt, nil
+	return rt, first
 }
 
 // run executes one pipeline run fired by a trigger with data as its

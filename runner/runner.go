@@ -49,6 +49,9 @@ type Runner struct {
 	modules   []*handle // in start order
 	triggers  []*handle // in creation order
 
+	// prepared is set once Prepare has created the app's instances.
+	prepared bool
+
 	mu       sync.Mutex
 	state    state
 	inflight sync.WaitGroup
@@ -65,6 +68,7 @@ type Runner struct {
 // handle is a plugin instance the runner created.
 type handle struct {
 	what    string // "module bus (eventbus.broker)", for messages
+	pos     Pos    // where its config is written
 	id      string
 	started bool
 }
@@ -72,19 +76,44 @@ type handle struct {
 // New validates cfg against the plugin's catalog and returns a Runner
 // ready to Start. Problems of the config come back as a *ConfigError
 // (matching ErrInvalidConfig). New calls p.Catalog and nothing else on
-// the plugin. A nil logger discards logs. cfg must not be modified
-// afterwards.
+// the plugin; Prepare also makes the plugin's create and init calls,
+// which check what the catalog cannot. A nil logger discards logs. cfg
+// must not be modified afterwards.
 func New(cfg *Config, p Plugin, logger *slog.Logger, opts ...Option) (*Runner, error) {
+	r, cat, err := newRunner(cfg, p, logger, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := Validate(cfg, cat); err != nil {
+		return nil, err
+	}
+	for i := range cfg.Pipelines {
+		pl := &cfg.Pipelines[i]
+		rt, err := r.buildPipeline(pl, cat)
+		if err != nil {
+			return nil, fmt.Errorf("%w: failed to configure pipelines: %w", ErrInvalidConfig, err)
+		}
+		r.pipelines[pl.Name] = rt
+	}
+	if err := r.finishNew(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// newRunner returns a Runner for cfg with its options applied and nothing
+// built, and the plugin's catalog.
+func newRunner(cfg *Config, p Plugin, logger *slog.Logger, opts []Option) (*Runner, Catalog, error) {
 	if cfg == nil {
-		return nil, fmt.Errorf("%w: nil config", ErrInvalidOption)
+		return nil, Catalog{}, fmt.Errorf("%w: nil config", ErrInvalidOption)
 	}
 	if p == nil {
-		return nil, fmt.Errorf("%w: nil plugin", ErrInvalidOption)
+		return nil, Catalog{}, fmt.Errorf("%w: nil plugin", ErrInvalidOption)
 	}
 	o := options{shutdownTimeout: DefaultShutdownTimeout, now: time.Now}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
-			return nil, err
+			return nil, Catalog{}, err
 		}
 	}
 	if logger == nil {
@@ -94,42 +123,39 @@ func New(cfg *Config, p Plugin, logger *slog.Logger, opts ...Option) (*Runner, e
 	for _, list := range [][]string{cat.ModuleTypes, cat.StepTypes, cat.TriggerTypes} {
 		for _, t := range list {
 			if IsEngineStepType(t) {
-				return nil, fmt.Errorf("%w: the plugin declares %q", ErrTypeConflict, t)
+				return nil, Catalog{}, fmt.Errorf("%w: the plugin declares %q", ErrTypeConflict, t)
 			}
 		}
-	}
-	if err := Validate(cfg, cat); err != nil {
-		return nil, err
-	}
-	m, err := newMetrics(o.registerer)
-	if err != nil {
-		return nil, fmt.Errorf("runner: register metrics: %w", err)
 	}
 	r := &Runner{
 		cfg:        cfg,
 		plugin:     p,
 		log:        logger,
 		opts:       o,
-		metrics:    m,
 		tmpl:       newTemplates(o.now, cfg.configLookup(), logger),
 		httpClient: &http.Client{},
 		pipelines:  make(map[string]*pipelineRuntime, len(cfg.Pipelines)),
 		done:       make(chan struct{}),
 	}
 	r.runCtx, r.cancelRuns = context.WithCancelCause(context.Background())
-	for _, w := range cfg.Warnings {
-		logger.Warn("app config", "warning", w.Error())
+	return r, cat, nil
+}
+
+// finishNew registers the metrics of a Runner whose config has no problem
+// and logs the config's warnings.
+func (r *Runner) finishNew() error {
+	m, err := newMetrics(r.opts.registerer)
+	if err != nil {
+		return fmt.Errorf("runner: register metrics: %w", err)
 	}
-	for i := range cfg.Pipelines {
-		pl := &cfg.Pipelines[i]
-		rt, err := r.buildPipeline(pl, cat)
-		if err != nil {
-			return nil, fmt.Errorf("%w: failed to configure pipelines: %w", ErrInvalidConfig, err)
-		}
-		r.pipelines[pl.Name] = rt
-		m.declare(pl.Name)
+	r.metrics = m
+	for i := range r.cfg.Pipelines {
+		m.declare(r.cfg.Pipelines[i].Name)
 	}
-	return r, nil
+	for _, w := range r.cfg.Warnings {
+		r.log.Warn("app config", "warning", w.Error())
+	}
+	return nil
 }
 
 // withConfigDir returns a copy of cfg with _config_dir added, as the
@@ -145,14 +171,16 @@ func (r *Runner) withConfigDir(cfg map[string]any) map[string]any {
 	return out
 }
 
-// Start brings the app up in the engine's order: CreateModule for every
-// module (dependencies first, declaration order otherwise), InitModule
-// for each, CreateTrigger for the top-level triggers, then per pipeline
-// CreateStep for each plugin step (raw config) and CreateTrigger
-// (workflow type "pipeline:<name>"); then StartModule for every module
-// and StartTrigger for every trigger. Pipelines may run as soon as the
-// first trigger has started. If anything fails, what was started is
-// stopped again and the error (matching ErrLifecycle) is returned; the
+// Start brings the app up in the engine's order: unless Prepare has
+// done so, CreateModule for every module (dependencies first, declaration
+// order otherwise), InitModule for each, CreateTrigger for the top-level
+// triggers, then per pipeline CreateStep for each plugin step (raw config)
+// and CreateTrigger (workflow type "pipeline:<name>"), every problem the
+// plugin finds in the config coming back at once in a *ConfigError; then
+// StartModule for every module and StartTrigger for every trigger.
+// Pipelines may run as soon as the first trigger has started. If anything
+// fails, what was started is stopped again and the error is returned (a
+// *LifecycleError, matching ErrLifecycle, when a start call failed); the
 // Runner is then stopped.
 func (r *Runner) Start(ctx context.Context) error {
 	r.lifecycle.Lock()
@@ -166,7 +194,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.mu.Unlock()
 
 	if err := r.start(ctx); err != nil {
-		stopErr := r.shutdown(ctx)
+		stopErr := r.shutdown(ctx, false)
 		r.finish(stopErr)
 		if stopErr != nil {
 			return errors.Join(err, stopErr)
@@ -177,47 +205,23 @@ func (r *Runner) Start(ctx context.Context) error {
 }
 
 func (r *Runner) start(ctx context.Context) error {
-	for _, m := range moduleOrder(r.cfg.Modules) {
-		if m.Type == ModuleConfigProvider {
-			continue // the runner's own: read at load time
+	if !r.prepared {
+		found, warnings := &problems{}, &problems{}
+		err := r.create(ctx, found, warnings)
+		for _, w := range warnings.sorted() {
+			r.log.Warn("app config", "warning", w.Error())
 		}
-		what := fmt.Sprintf("module %s (%s)", m.Name, m.Type)
-		id, err := r.plugin.CreateModule(ctx, m.Type, m.Name, r.withConfigDir(m.Config))
 		if err != nil {
-			return fmt.Errorf("%w: create %s: %w%s", ErrLifecycle, what, err, unsetNote(m.unresolved))
-		}
-		r.modules = append(r.modules, &handle{what: what, id: id})
-	}
-	for _, h := range r.modules {
-		if err := r.plugin.InitModule(ctx, h.id); err != nil {
-			return fmt.Errorf("%w: init %s: %w", ErrLifecycle, h.what, err)
-		}
-	}
-	for i := range r.cfg.Triggers {
-		t := &r.cfg.Triggers[i]
-		wt, _ := t.Config["workflowType"].(string)
-		if err := r.createTrigger(ctx, t.Type, wt, t.Config); err != nil {
 			return err
 		}
-	}
-	for i := range r.cfg.Pipelines {
-		rt := r.pipelines[r.cfg.Pipelines[i].Name]
-		for _, s := range rt.plugin {
-			id, err := r.plugin.CreateStep(ctx, s.typ, s.name, maps.Clone(s.config))
-			if err != nil {
-				return fmt.Errorf("%w: create step %s (%s) of pipeline %s: %w", ErrLifecycle, s.name, s.typ, rt.cfg.Name, err)
-			}
-			s.setHandle(id)
+		if err := found.err(); err != nil {
+			return err
 		}
-		if t := rt.cfg.Trigger; t != nil {
-			if err := r.createTrigger(ctx, t.Type, "pipeline:"+rt.cfg.Name, t.Config); err != nil {
-				return err
-			}
-		}
+		r.prepared = true
 	}
 	for _, h := range r.modules {
 		if err := r.plugin.StartModule(ctx, h.id); err != nil {
-			return fmt.Errorf("%w: start %s: %w", ErrLifecycle, h.what, err)
+			return &LifecycleError{Op: "start", What: h.what, Pos: h.pos, Err: err}
 		}
 		h.started = true
 	}
@@ -226,7 +230,7 @@ func (r *Runner) start(ctx context.Context) error {
 	r.mu.Unlock()
 	for _, h := range r.triggers {
 		if err := r.plugin.StartTrigger(ctx, h.id); err != nil {
-			return fmt.Errorf("%w: start %s: %w", ErrLifecycle, h.what, err)
+			return &LifecycleError{Op: "start", What: h.what, Pos: h.pos, Err: err}
 		}
 		h.started = true
 	}
@@ -236,8 +240,7 @@ func (r *Runner) start(ctx context.Context) error {
 
 // createTrigger creates a trigger firing workflowType; its config gets
 // the workflowType key, overwriting any the user wrote.
-func (r *Runner) createTrigger(ctx context.Context, typ, workflowType string, cfg map[string]any) error {
-	what := fmt.Sprintf("trigger %s (%s)", workflowType, typ)
+func (r *Runner) createTrigger(ctx context.Context, typ, workflowType string, cfg map[string]any, in *instance) error {
 	c := maps.Clone(cfg)
 	if c == nil {
 		c = map[string]any{}
@@ -245,10 +248,10 @@ func (r *Runner) createTrigger(ctx context.Context, typ, workflowType string, cf
 	c["workflowType"] = workflowType
 	id, err := r.plugin.CreateTrigger(ctx, typ, workflowType, c)
 	if err != nil {
-		return fmt.Errorf("%w: create %s: %w", ErrLifecycle, what, err)
+		return err
 	}
 	if id == "" {
-		return fmt.Errorf("%w: create %s: the plugin returned an empty handle", ErrLifecycle, what)
+		return errors.New("the plugin returned an empty handle")
 	}
 	// A plugin answers the same handle for the same trigger created twice;
 	// it is started and stopped once.
@@ -257,7 +260,7 @@ func (r *Runner) createTrigger(ctx context.Context, typ, workflowType string, cf
 			return nil
 		}
 	}
-	r.triggers = append(r.triggers, &handle{what: what, id: id})
+	r.triggers = append(r.triggers, &handle{what: in.what, pos: in.pos, id: id})
 	return nil
 }
 
@@ -328,7 +331,7 @@ func (r *Runner) Stop(ctx context.Context) error {
 		return nil
 	}
 	r.mu.Unlock()
-	err := r.shutdown(ctx)
+	err := r.shutdown(ctx, true)
 	r.finish(err)
 	return err
 }
@@ -340,7 +343,10 @@ func (r *Runner) Stop(ctx context.Context) error {
 // like the others, instead of failing and costing its message a delivery
 // attempt. New runs are refused once every trigger has stopped, or the
 // shutdown timeout has expired.
-func (r *Runner) shutdown(ctx context.Context) error {
+//
+// loud is false after a failed start: the error that stopped the runner
+// says what happened, and no "runner stopped" comes before it.
+func (r *Runner) shutdown(ctx context.Context, loud bool) error {
 	r.mu.Lock()
 	r.state = stateStoppingTriggers
 	r.mu.Unlock()
@@ -362,7 +368,7 @@ func (r *Runner) shutdown(ctx context.Context) error {
 			continue
 		}
 		if err := r.plugin.StopTrigger(ctx, h.id); err != nil {
-			errs = append(errs, fmt.Errorf("%w: stop %s: %w", ErrLifecycle, h.what, err))
+			errs = append(errs, &LifecycleError{Op: "stop", What: h.what, Pos: h.pos, Err: err})
 		}
 		h.started = false
 	}
@@ -375,16 +381,20 @@ func (r *Runner) shutdown(ctx context.Context) error {
 			continue
 		}
 		if err := r.plugin.StopModule(ctx, h.id); err != nil {
-			errs = append(errs, fmt.Errorf("%w: stop %s: %w", ErrLifecycle, h.what, err))
+			errs = append(errs, &LifecycleError{Op: "stop", What: h.what, Pos: h.pos, Err: err})
 		}
 		h.started = false
 	}
 	if len(errs) > 0 {
 		err := errors.Join(errs...)
-		r.log.Warn("runner stopped with errors", "error", err)
+		if loud {
+			r.log.Warn("runner stopped with errors", "error", err)
+		}
 		return err
 	}
-	r.log.Info("runner stopped")
+	if loud {
+		r.log.Info("runner stopped")
+	}
 	return nil
 }
 
@@ -417,6 +427,10 @@ func (r *Runner) finish(err error) {
 	r.cancelRuns(ErrShutdown)
 	close(r.done)
 }
+
+// Warnings are what the config's checks found likely wrong but did not
+// refuse (see Config.Warnings), the plugin's among them after Prepare.
+func (r *Runner) Warnings() []*Problem { return r.cfg.Warnings }
 
 // Done is closed once the runner has stopped (after Stop, or after a
 // failed Start).

@@ -730,14 +730,23 @@ pipelines:
   q:
     trigger: { type: trigger.eventbus.subscribe, config: { name: w2 } }
 `
+	// The create and init calls, every one of which is made whatever the
+	// others answer, so that every problem is reported at once.
+	creates := []string{
+		"CreateModule a eventbus.broker", "CreateModule b eventbus.broker",
+		"InitModule m:a", "InitModule m:b",
+		"CreateStep s step.test.echo", "CreateTrigger pipeline:p trigger.eventbus.subscribe",
+		"CreateTrigger pipeline:q trigger.eventbus.subscribe",
+	}
 	tests := []struct {
 		fail string
 		want []string // calls after the failing one
+		line int      // of the config refused; 0 for a start that failed
 	}{
-		{fail: "CreateModule b eventbus.broker"},
-		{fail: "InitModule m:a"},
-		{fail: "CreateStep s step.test.echo"},
-		{fail: "CreateTrigger pipeline:q trigger.eventbus.subscribe"},
+		{fail: "CreateModule b eventbus.broker", want: []string{"InitModule m:a", "CreateStep s step.test.echo", "CreateTrigger pipeline:p trigger.eventbus.subscribe", "CreateTrigger pipeline:q trigger.eventbus.subscribe"}, line: 3},
+		{fail: "InitModule m:a", want: creates[3:], line: 2},
+		{fail: "CreateStep s step.test.echo", want: creates[5:], line: 7},
+		{fail: "CreateTrigger pipeline:q trigger.eventbus.subscribe", line: 9},
 		{fail: "StartModule m:b", want: []string{"StopModule m:a"}},
 		{fail: "StartTrigger t:pipeline:q", want: []string{"StopTrigger t:pipeline:p", "StopModule m:b", "StopModule m:a"}},
 	}
@@ -748,7 +757,13 @@ pipelines:
 			f.fail = tt.fail
 			r := newRunner(t, src, f)
 			err := r.Start(context.Background())
-			if !errors.Is(err, runner.ErrLifecycle) {
+			var ce *runner.ConfigError
+			switch {
+			case tt.line > 0:
+				if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0].Pos.Line != tt.line || !strings.Contains(err.Error(), "fake failure of "+tt.fail) {
+					t.Fatalf("want one problem at line %d naming the failure, got %v", tt.line, err)
+				}
+			case !errors.Is(err, runner.ErrLifecycle):
 				t.Fatalf("want ErrLifecycle, got %v", err)
 			}
 			calls := f.callList()

@@ -123,6 +123,9 @@ type builder struct {
 	// rel is the config path of the step being built, below its pipeline
 	// step's config.
 	rel string
+	// at is the pipeline step being built and path its field path.
+	at   *Step
+	path string
 }
 
 // build builds a step of type typ.
@@ -137,7 +140,7 @@ func (b *builder) build(name, typ string, cfg map[string]any) (step, error) {
 		if b.onPlugin != nil {
 			b.onPlugin(typ, cfg, b.rel)
 		}
-		ps := &pluginStep{name: name, typ: typ, config: cfg}
+		ps := &pluginStep{name: name, typ: typ, config: cfg, at: b.at, path: b.path, rel: b.rel}
 		if b.r != nil {
 			ps.r = b.r
 		}
@@ -175,7 +178,7 @@ func (b *builder) sub(parent, field string, m map[string]any, rel string) (step,
 		cfgRel = rel
 	}
 	saved := b.rel
-	b.rel = joinRel(saved, cfgRel)
+	b.rel = relJoin(saved, cfgRel)
 	defer func() { b.rel = saved }()
 	return b.build(name, typ, cfg)
 }
@@ -212,6 +215,11 @@ type pluginStep struct {
 	name   string
 	typ    string
 	config map[string]any // raw, with _config_dir when the host adds it
+	// at is the pipeline step whose config holds this step's, path its
+	// field path and rel the path of this step's config below it.
+	at   *Step
+	path string
+	rel  string
 
 	mu     sync.RWMutex
 	handle string // set by Start

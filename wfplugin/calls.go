@@ -110,18 +110,20 @@ func (c *Client) CreateModule(ctx context.Context, typ, name string, config map[
 		return "", fmt.Errorf("wfplugin: CreateModule %q (%s): config: %w", name, typ, err)
 	}
 	resp, err := c.rpc.CreateModule(ctx, &pluginv1.CreateModuleRequest{Type: typ, Name: name, Config: st, TypedConfig: typed})
-	return c.handleResult(ctx, "CreateModule", resp, err)
+	return c.handleResult(ctx, "CreateModule", createModulePrefix(name, typ), resp, err)
 }
 
-func (c *Client) handleResult(ctx context.Context, op string, resp *pluginv1.HandleResponse, err error) (string, error) {
+// handleResult reads the answer of a create call; prefix is what the
+// serving side puts in front of its error.
+func (c *Client) handleResult(ctx context.Context, op, prefix string, resp *pluginv1.HandleResponse, err error) (string, error) {
 	if err != nil {
 		return "", c.rpcError(ctx, op, err)
 	}
 	if resp.GetError() != "" {
-		return "", &RemoteError{Op: op, Message: resp.GetError()}
+		return "", remoteError(op, resp.GetError(), prefix)
 	}
 	if resp.GetHandleId() == "" {
-		return "", &RemoteError{Op: op, Message: "the plugin returned an empty handle"}
+		return "", remoteError(op, "the plugin returned an empty handle", "")
 	}
 	return resp.GetHandleId(), nil
 }
@@ -165,7 +167,7 @@ func (c *Client) errorResult(ctx context.Context, op string, resp *pluginv1.Erro
 		return c.rpcError(ctx, op, err)
 	}
 	if resp.GetError() != "" {
-		return &RemoteError{Op: op, Message: resp.GetError()}
+		return remoteError(op, resp.GetError(), "")
 	}
 	return nil
 }
@@ -195,7 +197,7 @@ func (c *Client) CreateStep(ctx context.Context, typ, name string, rawConfig map
 		return "", fmt.Errorf("wfplugin: CreateStep %q (%s): config: %w", name, typ, err)
 	}
 	resp, err := c.rpc.CreateStep(ctx, &pluginv1.CreateStepRequest{Type: typ, Name: name, Config: st, TypedConfig: typed})
-	h, err := c.handleResult(ctx, "CreateStep", resp, err)
+	h, err := c.handleResult(ctx, "CreateStep", createStepPrefix(name, typ), resp, err)
 	if err != nil {
 		return "", err
 	}
@@ -245,7 +247,7 @@ func (c *Client) ExecuteStep(ctx context.Context, handle string, in ExecuteInput
 		return nil, &StepExecError{Text: "remote step execute: " + err.Error(), Err: c.rpcError(ctx, "ExecuteStep", err)}
 	}
 	if resp.GetError() != "" {
-		return nil, &StepExecError{Text: "remote step execute: " + resp.GetError(), Err: &RemoteError{Op: "ExecuteStep " + info.name, Message: resp.GetError()}}
+		return nil, &StepExecError{Text: "remote step execute: " + resp.GetError(), Err: &RemoteError{Op: "ExecuteStep " + info.name, Message: resp.GetError(), Detail: resp.GetError()}}
 	}
 	out, err := c.readOutput(info, resp.GetTypedOutput(), FromStruct(resp.GetOutput()))
 	if err != nil {
@@ -362,7 +364,7 @@ func (c *Client) CreateTrigger(ctx context.Context, typ, workflowType string, co
 		return "", fmt.Errorf("wfplugin: CreateTrigger %s: workflow %q is already configured with a different config", typ, workflowType)
 	}
 	resp, err := c.rpc.CreateTrigger(ctx, &pluginv1.CreateTriggerRequest{Type: typ, Name: workflowType, Config: st})
-	h, err := c.handleResult(ctx, "CreateTrigger", resp, err)
+	h, err := c.handleResult(ctx, "CreateTrigger", createTriggerPrefix(typ, workflowType), resp, err)
 	if err != nil {
 		return "", err
 	}

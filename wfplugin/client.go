@@ -475,7 +475,7 @@ func (c *Client) load(ctx context.Context, fileManifest Manifest, hasFile bool) 
 			return fmt.Errorf("%w: ConfigureCallback: %w", ErrLaunch, err)
 		}
 		if resp.GetError() != "" {
-			return &RemoteError{Op: "ConfigureCallback", Message: resp.GetError()}
+			return &RemoteError{Op: "ConfigureCallback", Message: resp.GetError(), Detail: resp.GetError()}
 		}
 	}
 

@@ -228,7 +228,7 @@ func (e *localEngine) triggerWorkflow(ctx context.Context, workflowType string, 
 		return fmt.Errorf("wfplugin: trigger %s: %w", workflowType, err)
 	}
 	if failure != "" {
-		return &RemoteError{Op: "TriggerWorkflow " + workflowType, Message: failure, kind: ErrWorkflowFailed}
+		return &RemoteError{Op: "TriggerWorkflow " + workflowType, Message: failure, Detail: failure, kind: ErrWorkflowFailed}
 	}
 	return nil
 }
@@ -281,7 +281,7 @@ func (c *Client) executeLocal(ctx context.Context, handle string, info stepInfo,
 		return nil, &StepExecError{Text: "remote step execute: " + err.Error(), Err: c.rpcError(ctx, "ExecuteStep", err)}
 	}
 	if failure != "" {
-		return nil, &StepExecError{Text: "remote step execute: " + failure, Err: &RemoteError{Op: "ExecuteStep " + info.name, Message: failure}}
+		return nil, &StepExecError{Text: "remote step execute: " + failure, Err: &RemoteError{Op: "ExecuteStep " + info.name, Message: failure, Detail: failure}}
 	}
 	if res == nil {
 		return &ExecuteResult{Output: map[string]any{}}, nil
@@ -289,7 +289,7 @@ func (c *Client) executeLocal(ctx context.Context, handle string, info stepInfo,
 	out, err := jsonShaped(res.Output)
 	if err != nil {
 		failure := outputFailure(err)
-		return nil, &StepExecError{Text: "remote step execute: " + failure, Err: &RemoteError{Op: "ExecuteStep " + info.name, Message: failure}}
+		return nil, &StepExecError{Text: "remote step execute: " + failure, Err: &RemoteError{Op: "ExecuteStep " + info.name, Message: failure, Detail: failure}}
 	}
 	out, err = c.readOutput(info, res.TypedOutput, out)
 	if err != nil {

@@ -118,8 +118,41 @@ type RemoteError struct {
 	Op string
 	// Message is the text of the error field.
 	Message string
+	// Detail is the plugin's own words: Message without the name of the
+	// instance that a plugin served by this package puts in front of an
+	// error of CreateModule, CreateStep or CreateTrigger for the engine
+	// (`create module "orders" (eventbus.stream): `), which a host that
+	// names the instance itself need not repeat. It is Message when there
+	// is no such prefix.
+	Detail string
 	// kind is the sentinel the error matches besides ErrRemote.
 	kind error
+}
+
+// Prefixes a served plugin puts in front of the error of a create call,
+// naming the instance for the engine, whose own error names only the type.
+func createModulePrefix(name, typ string) string {
+	return fmt.Sprintf("create module %q (%s): ", name, typ)
+}
+
+func createStepPrefix(name, typ string) string {
+	return fmt.Sprintf("create step %q (%s): ", name, typ)
+}
+
+func createTriggerPrefix(typ, workflowType string) string {
+	return fmt.Sprintf("create trigger %s for %q: ", typ, workflowType)
+}
+
+// remoteError is the error of a response's error field msg for op; prefix
+// is what the serving side puts in front of it, "" for none.
+func remoteError(op, msg, prefix string) *RemoteError {
+	detail := msg
+	if prefix != "" {
+		if d, ok := strings.CutPrefix(msg, prefix); ok {
+			detail = d
+		}
+	}
+	return &RemoteError{Op: op, Message: msg, Detail: detail}
 }
 
 func (e *RemoteError) Error() string {

@@ -416,6 +416,34 @@ func TestCreateRejectsUnknownFieldNamingIt(t *testing.T) {
 	})
 }
 
+// TestCreateErrorDetail: the error of a refused create call carries the
+// serving side's text, which names the instance for the engine, and the
+// plugin's own words apart, for a host that names the instance itself.
+func TestCreateErrorDetail(t *testing.T) {
+	t.Parallel()
+	overEachTransport(t, func(t *testing.T, launch func(t *testing.T, opts ...wfplugin.LaunchOption) *wfplugin.Client) {
+		c := launch(t)
+		ctx := ctxOf(t)
+		_, modErr := c.CreateModule(ctx, "test.module", "refused", map[string]any{"name": "X"})
+		_, trigErr := c.CreateTrigger(ctx, "trigger.test.fire", "pipeline:refused", nil)
+		for _, tc := range []struct {
+			err     error
+			message string
+		}{
+			{modErr, `create module "refused" (test.module): config.name: refused by the plugin`},
+			{trigErr, `create trigger trigger.test.fire for "pipeline:refused": config.name: refused by the plugin`},
+		} {
+			var remote *wfplugin.RemoteError
+			if !errors.As(tc.err, &remote) {
+				t.Fatalf("err = %v, want a *RemoteError", tc.err)
+			}
+			if remote.Message != tc.message || remote.Detail != "config.name: refused by the plugin" {
+				t.Errorf("Message %q, Detail %q; want %q and the plugin's words", remote.Message, remote.Detail, tc.message)
+			}
+		}
+	})
+}
+
 func TestExecuteStepMixedContract(t *testing.T) {
 	t.Parallel()
 	overEachTransport(t, func(t *testing.T, launch func(t *testing.T, opts ...wfplugin.LaunchOption) *wfplugin.Client) {

@@ -169,6 +169,9 @@ func testContracts(set *descriptorpb.FileDescriptorSet) *pluginv1.ContractRegist
 }
 
 func (p *testPlugin) CreateModule(_ context.Context, spec wfplugin.ModuleSpec) (wfplugin.Module, error) {
+	if spec.Name == "refused" {
+		return nil, errors.New("config.name: refused by the plugin")
+	}
 	cfg := &eventbusv1.StreamConfig{}
 	if spec.TypedConfig == nil {
 		return nil, errors.New("no typed config")
@@ -202,6 +205,9 @@ func (p *testPlugin) CreateStep(_ context.Context, spec wfplugin.StepSpec) (wfpl
 }
 
 func (p *testPlugin) CreateTrigger(_ context.Context, spec wfplugin.TriggerSpec, cb wfplugin.Callback) (wfplugin.Trigger, error) {
+	if spec.WorkflowType == "pipeline:refused" {
+		return nil, errors.New("config.name: refused by the plugin")
+	}
 	t := &testTrigger{spec: spec, cb: cb}
 	p.mu.Lock()
 	p.triggers = append(p.triggers, t)

@@ -314,7 +314,7 @@ func (s *server) CreateModule(ctx context.Context, req *pluginv1.CreateModuleReq
 		err = errors.New("plugin returned no module")
 	}
 	if err != nil {
-		return &pluginv1.HandleResponse{Error: fmt.Sprintf("create module %q (%s): %v", req.GetName(), req.GetType(), err)}, nil
+		return &pluginv1.HandleResponse{Error: createModulePrefix(req.GetName(), req.GetType()) + err.Error()}, nil
 	}
 	h := s.handle("module")
 	s.mu.Lock()
@@ -376,7 +376,7 @@ func (s *server) CreateStep(ctx context.Context, req *pluginv1.CreateStepRequest
 		err = errors.New("plugin returned no step")
 	}
 	if err != nil {
-		return &pluginv1.HandleResponse{Error: fmt.Sprintf("create step %q (%s): %v", req.GetName(), req.GetType(), err)}, nil
+		return &pluginv1.HandleResponse{Error: createStepPrefix(req.GetName(), req.GetType()) + err.Error()}, nil
 	}
 	h := s.handle("step")
 	s.mu.Lock()
@@ -458,7 +458,7 @@ func (s *server) CreateTrigger(ctx context.Context, req *pluginv1.CreateTriggerR
 		err = errors.New("plugin returned no trigger")
 	}
 	if err != nil {
-		return &pluginv1.HandleResponse{Error: fmt.Sprintf("create trigger %s for %q: %v", req.GetType(), wt, err)}, nil
+		return &pluginv1.HandleResponse{Error: createTriggerPrefix(req.GetType(), wt) + err.Error()}, nil
 	}
 	h := s.handle("trigger")
 	s.mu.Lock()
@@ -499,7 +499,7 @@ func (c *callback) TriggerWorkflowStruct(ctx context.Context, data *structpb.Str
 		return fmt.Errorf("wfplugin: trigger %s: %w", c.workflowType, err)
 	}
 	if resp.GetError() != "" {
-		return &RemoteError{Op: "TriggerWorkflow " + c.workflowType, Message: resp.GetError(), kind: ErrWorkflowFailed}
+		return &RemoteError{Op: "TriggerWorkflow " + c.workflowType, Message: resp.GetError(), Detail: resp.GetError(), kind: ErrWorkflowFailed}
 	}
 	return nil
 }

@@ -54,6 +54,13 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Validate reports what Start would refuse in cfg, without starting
+// anything: an error wrapping bus.ErrInvalidConfig that names the field.
+func (cfg Config) Validate() error {
+	_, err := cfg.withDefaults()
+	return err
+}
+
 // withDefaults returns cfg with zero fields set to their defaults, or an
 // error wrapping bus.ErrInvalidConfig that names the offending field.
 func (cfg Config) withDefaults() (Config, error) {

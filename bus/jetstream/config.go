@@ -21,7 +21,7 @@ const (
 
 // configError wraps bus.ErrInvalidConfig and names the field.
 func configError(field, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", bus.ErrInvalidConfig, field, fmt.Sprintf(format, args...))
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
 // checkName checks a stream or consumer name.

@@ -81,20 +81,27 @@ func runApp(ctx context.Context, d deps, logger *slog.Logger, file string, o *ru
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	var fw runner.Forwarder
-	c, metricsURL, err := openPlugin(ctx, d, logger, file, o, reg, fw.TriggerWorkflow)
+	warnings := &warningBuffer{}
+	c, metricsURL, err := openPlugin(ctx, d, logger, file, o, reg, fw.TriggerWorkflow, warnings.add)
 	if err != nil {
 		return err
 	}
 	defer closePlugin(c, logger)
 
-	p := livePlugin{runner.FromClient(c), c}
-	cfg, err := runner.CheckFile(file, d.lookupEnv, p.Catalog())
-	if err != nil {
-		return err
+	opts := []runner.Option{runner.WithRegisterer(reg), runner.WithShutdownTimeout(o.shutdownTimeout)}
+	if pluginMode(o) == "in-process" {
+		opts = append(opts, runner.WithPluginWarnings(warnings.take))
 	}
-	r, err := runner.New(cfg, p, logger, runner.WithRegisterer(reg), runner.WithShutdownTimeout(o.shutdownTimeout))
-	if err != nil {
+	r, err := runner.PrepareFile(ctx, file, d.lookupEnv, livePlugin{runner.FromClient(c), c}, logger, opts...)
+	var ce *runner.ConfigError
+	switch {
+	case errors.As(err, &ce):
+		for _, w := range ce.Warnings {
+			logger.Warn("app config", "warning", w.Error())
+		}
 		return err
+	case err != nil:
+		return pluginFailure(c, err)
 	}
 	fw.Attach(r)
 
@@ -106,9 +113,9 @@ func runApp(ctx context.Context, d deps, logger *slog.Logger, file string, o *ru
 		defer stop()
 	}
 	if err := r.Start(ctx); err != nil {
-		return pluginFailure(c, fmt.Errorf("start %s: %w", file, err))
+		return pluginFailure(c, err)
 	}
-	logger.Info("running", "app", file, "pipelines", len(cfg.Pipelines), "modules", len(cfg.Modules), "plugin_mode", pluginMode(o))
+	logger.Info("running", "app", file, "plugin_mode", pluginMode(o))
 
 	var exitErr error
 	select {
@@ -138,12 +145,12 @@ func pluginMode(o *runOptions) string {
 // separate process with --out-of-process or --plugin. handler runs the
 // pipelines its triggers fire. With --metrics-addr the plugin's metrics
 // are registered with reg, or, out of process, served by the plugin at the
-// returned URL.
-func openPlugin(ctx context.Context, d deps, logger *slog.Logger, file string, o *runOptions, reg *prometheus.Registry, handler wfplugin.WorkflowHandler) (*wfplugin.Client, string, error) {
+// returned URL. In this process the plugin's config warnings go to warn.
+func openPlugin(ctx context.Context, d deps, logger *slog.Logger, file string, o *runOptions, reg *prometheus.Registry, handler wfplugin.WorkflowHandler, warn func(eventbus.Warning)) (*wfplugin.Client, string, error) {
 	getenv := func(k string) string { v, _ := d.lookupEnv(k); return v }
 	opts := []wfplugin.LaunchOption{wfplugin.WithWorkflowHandler(handler), wfplugin.WithLogger(logger), wfplugin.WithName(pluginName)}
 	if !o.outOfProcess && o.plugin == "" {
-		cfg := pluginserver.DirectConfig{Version: d.version, Logger: pluginLogger(logger), Getenv: getenv}
+		cfg := pluginserver.DirectConfig{Version: d.version, Logger: pluginLogger(logger), Getenv: getenv, Warn: warn}
 		if o.metricsAddr != "" {
 			cfg.Registerer = reg
 		}

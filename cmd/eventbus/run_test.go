@@ -145,7 +145,7 @@ func runParity(t *testing.T, o runOptions) *observed {
 	var fw runner.Forwarder
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
-	c, metricsURL, err := openPlugin(ctx, d, logger, file, &o, reg, rec.workflow(fw.TriggerWorkflow))
+	c, metricsURL, err := openPlugin(ctx, d, logger, file, &o, reg, rec.workflow(fw.TriggerWorkflow), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -20,48 +22,79 @@ func newValidateCmd(d deps, g *globals) *cobra.Command {
 		Short: "Check an app config without running it",
 		Long: "validate reports every problem of an app config at once, each with its file,\n" +
 			"line and field: unknown types, missing or mistyped fields (checked against the\n" +
-			"plugin's typed contracts), references to undeclared modules, duplicate names.",
+			"plugin's typed contracts), references to undeclared modules, duplicate names,\n" +
+			"and everything the plugin itself refuses when run creates the app: values out\n" +
+			"of range, consumers of streams no module declares, subjects no stream stores.\n" +
+			"It creates the app's modules, steps and triggers in the plugin as run does, in\n" +
+			"the same order, but starts none of them: no broker is started or contacted.\n" +
+			"Warnings (exit 0) name what is likely wrong but may work, such as a stream an\n" +
+			"external broker may hold without the app declaring it.",
 		Args: withUsageErrors(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, closeCat, err := catalog(cmd.Context(), plugin, g.logger)
-			if err != nil {
-				return err
-			}
-			defer closeCat()
-			cfg, err := runner.CheckFile(args[0], d.lookupEnv, cat)
-			if err != nil {
-				return err
-			}
-			for _, w := range cfg.Warnings {
-				fmt.Fprintf(d.stdout, "warning: %v\n", w)
-			}
-			fmt.Fprintf(d.stdout, "%s: ok\n", args[0])
-			return nil
+			return validateApp(cmd.Context(), d, g.logger, args[0], plugin)
 		},
 	}
-	cmd.Flags().StringVar(&plugin, "plugin", "", "plugin binary whose types and contracts to check against (default: the built-in eventbus plugin)")
+	cmd.Flags().StringVar(&plugin, "plugin", "", "plugin binary to check against, run out of process (default: the built-in eventbus plugin, in this process)")
 	return cmd
 }
 
-// catalog returns the types and contracts to validate against: the built-in
-// plugin's, or those of the plugin binary at path.
-func catalog(ctx context.Context, path string, logger *slog.Logger) (runner.Catalog, func(), error) {
-	if path == "" {
-		reg, err := wfplugin.NewRegistry(pluginserver.Contracts())
+// validateApp prepares file in a plugin that is then closed, and prints
+// the warnings and "ok", or returns every problem.
+func validateApp(ctx context.Context, d deps, logger *slog.Logger, file, plugin string) error {
+	var (
+		c    *wfplugin.Client
+		err  error
+		opts []runner.Option
+	)
+	if plugin == "" {
+		warnings := &warningBuffer{}
+		getenv := func(k string) string { v, _ := d.lookupEnv(k); return v }
+		c, err = pluginserver.LaunchDirect(ctx, pluginserver.DirectConfig{Version: d.version, Logger: pluginLogger(logger), Getenv: getenv, Warn: warnings.add}, wfplugin.WithLogger(logger), wfplugin.WithName(pluginName))
 		if err != nil {
-			return runner.Catalog{}, nil, err
+			return fmt.Errorf("start the plugin: %w", err)
 		}
-		return runner.Catalog{
-			ModuleTypes:  eventbus.ModuleTypes(),
-			StepTypes:    eventbus.StepTypes(),
-			TriggerTypes: eventbus.TriggerTypes(),
-			Contracts:    reg,
-			EnvDefaults:  true,
-		}, func() {}, nil
+		opts = append(opts, runner.WithPluginWarnings(warnings.take))
+	} else if c, err = launchPlugin(ctx, plugin, logger); err != nil {
+		return err
 	}
-	c, err := launchPlugin(ctx, path, logger)
-	if err != nil {
-		return runner.Catalog{}, nil, err
+	defer closePlugin(c, logger)
+	r, err := runner.PrepareFile(ctx, file, d.lookupEnv, livePlugin{runner.FromClient(c), c}, nil, opts...)
+	var ce *runner.ConfigError
+	switch {
+	case errors.As(err, &ce):
+		printWarnings(d, ce.Warnings)
+		return err
+	case err != nil:
+		return pluginFailure(c, err)
 	}
-	return runner.FromClient(c).Catalog(), func() { closePlugin(c, logger) }, nil
+	printWarnings(d, r.Warnings())
+	fmt.Fprintf(d.stdout, "%s: ok\n", file)
+	return nil
+}
+
+func printWarnings(d deps, warnings []*runner.Problem) {
+	for _, w := range warnings {
+		fmt.Fprintf(d.stdout, "warning: %v\n", w)
+	}
+}
+
+// warningBuffer hands the warnings of the plugin in this process to the
+// runner, which places each at the field it is about.
+type warningBuffer struct {
+	mu   sync.Mutex
+	list []runner.PluginWarning
+}
+
+func (b *warningBuffer) add(w eventbus.Warning) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.list = append(b.list, runner.PluginWarning{Field: w.Field, Message: w.Message})
+}
+
+func (b *warningBuffer) take() []runner.PluginWarning {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := b.list
+	b.list = nil
+	return out
 }
