@@ -32,6 +32,10 @@ func eventbusCatalog(t *testing.T) runner.Catalog {
 	}
 }
 
+// readmeEnv is the environment the READMEs have the apps run in: the
+// PostgreSQL example finds its database in DATABASE_URL.
+var readmeEnv = map[string]string{"DATABASE_URL": "postgres:///eventbus_demo"}
+
 // yamlApp matches a fenced YAML block of a Markdown file.
 var yamlApp = regexp.MustCompile("(?s)```yaml\n(.*?)```")
 
@@ -58,7 +62,7 @@ func TestAppsRunInTheEngine(t *testing.T) {
 		}
 		// What the plugin checks when it creates the app, as validate and
 		// run have it do.
-		for _, w := range prepareApp(t, name, data, nil) {
+		for _, w := range prepareApp(t, name, data, readmeEnv) {
 			t.Errorf("%s: %v", name, w)
 		}
 		for _, pl := range cfg.Pipelines {
