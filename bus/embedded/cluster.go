@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -599,8 +600,33 @@ func (c *Cluster) ready() (string, error) {
 		if !current[name] || !s.JetStreamIsCurrent() {
 			return "", fmt.Errorf("%w of the meta group: %s is not caught up with leader %s", ErrNoLeader, name, leader)
 		}
+		// A server without a route to every other one cannot forward its
+		// clients' API requests to the leader or to a stream's replicas
+		// yet: a request sent then gets no answer.
+		if missing := missingRoutes(s, servers); len(missing) > 0 {
+			return "", fmt.Errorf("%w of the meta group: %s has no route to %s yet", ErrNoLeader, name, strings.Join(missing, ", "))
+		}
 	}
 	return leader, nil
+}
+
+// missingRoutes returns the names of the servers of running, other than
+// s, that s has no route to, sorted.
+func missingRoutes(s *server.Server, running map[string]*server.Server) []string {
+	routed := map[string]bool{s.Name(): true}
+	if rz, err := s.Routez(nil); err == nil {
+		for _, r := range rz.Routes {
+			routed[r.RemoteName] = true
+		}
+	}
+	var missing []string
+	for name := range running {
+		if !routed[name] {
+			missing = append(missing, name)
+		}
+	}
+	slices.Sort(missing)
+	return missing
 }
 
 // WaitStreamCurrent waits until stream has a leader and every running

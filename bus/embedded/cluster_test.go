@@ -79,6 +79,25 @@ func publishAll(t *testing.T, ctx context.Context, js jetstream.JetStream, subje
 	}
 }
 
+// createStream creates a stream, sending the request again while ctx
+// allows when it gets no answer: a request whose answer a busy cluster
+// loses would otherwise wait out the whole test. Creating a stream with the
+// same config again is a no-op.
+func createStream(t *testing.T, ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) jetstream.Stream {
+	t.Helper()
+	for {
+		actx, cancel := context.WithTimeout(ctx, hangGuard/6)
+		s, err := js.CreateStream(actx, cfg)
+		cancel()
+		if err == nil {
+			return s
+		}
+		if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("create stream %s: %v", cfg.Name, err)
+		}
+	}
+}
+
 // A cluster elects a meta leader before StartCluster returns, takes an R3
 // stream at once, and names its servers, URLs and store directories.
 func TestClusterStart(t *testing.T) {
@@ -133,10 +152,7 @@ func TestClusterStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3, Storage: jetstream.FileStorage})
-	if err != nil {
-		t.Fatalf("create R3 stream: %v", err)
-	}
+	s := createStream(t, ctx, js, jetstream.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3, Storage: jetstream.FileStorage})
 	// Once every server routes its subjects to the new stream's leader, a
 	// publish from any of them is stored at the first try.
 	if _, err := c.WaitStreamPublishable(ctx, "R3", "r3.a"); err != nil {
@@ -176,9 +192,7 @@ func TestClusterStopAndStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "WORK", Subjects: []string{"work.>"}, Replicas: 3}); err != nil {
-		t.Fatal(err)
-	}
+	createStream(t, ctx, js, jetstream.StreamConfig{Name: "WORK", Subjects: []string{"work.>"}, Replicas: 3})
 	cons, err := js.CreateOrUpdateConsumer(ctx, "WORK", jetstream.ConsumerConfig{Durable: "worker", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
