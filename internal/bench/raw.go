@@ -14,13 +14,18 @@ import (
 
 // Names the scenarios use on every broker.
 const (
-	streamName       = "BENCH"
-	streamSubjects   = "bench.>"
-	subjectPublish   = "bench.publish"
-	subjectBatch     = "bench.batch"
-	subjectTrigger   = "bench.trigger"
-	subjectLatency   = "bench.latency"
-	asyncMaxPending  = 4000 // the plugin's default (jetstream.DefaultPublishAsyncMaxPending)
+	streamName      = "BENCH"
+	streamSubjects  = "bench.>"
+	subjectPublish  = "bench.publish"
+	subjectBatch    = "bench.batch"
+	subjectTrigger  = "bench.trigger"
+	subjectLatency  = "bench.latency"
+	asyncMaxPending = 4000 // the plugin's default (jetstream.DefaultPublishAsyncMaxPending)
+	// asyncStallWait is how long an async publish waits for room among the
+	// unanswered ones before it fails. nats.go's 200 ms default fails a fill
+	// when other work on a shared machine delays the broker's acks; waiting
+	// longer only slows the run, which the figures then show.
+	asyncStallWait   = 30 * time.Second
 	fetchBatch       = 500
 	fetchMaxWait     = 2 * time.Second
 	rawFetchConsumer = "raw-fetch"
@@ -95,7 +100,7 @@ func (rb *rawBroker) streamAsync(ctx context.Context, body []byte, warmup, measu
 		var n int64
 		for time.Since(start) < d {
 			for range 256 {
-				if _, err := rb.js.PublishAsync(subjectPublish, body); err != nil {
+				if _, err := rb.js.PublishAsync(subjectPublish, body, jetstream.WithStallWait(asyncStallWait)); err != nil {
 					return n, 0, err
 				}
 				n++
@@ -132,7 +137,7 @@ func (rb *rawBroker) streamAsync(ctx context.Context, body []byte, warmup, measu
 func (rb *rawBroker) fill(ctx context.Context, subject string, body []byte, n int) error {
 	before := rb.asyncErrs.Load()
 	for i := range n {
-		if _, err := rb.js.PublishAsync(subject, body); err != nil {
+		if _, err := rb.js.PublishAsync(subject, body, jetstream.WithStallWait(asyncStallWait)); err != nil {
 			return fmt.Errorf("fill message %d: %w", i, err)
 		}
 	}

@@ -106,7 +106,7 @@ func (s *session) fill(ctx context.Context, subject string, n int, body []byte) 
 		return err
 	}
 	for i := range n {
-		if _, err := js.PublishAsync(subject, body); err != nil {
+		if _, err := js.PublishAsync(subject, body, jetstream.WithStallWait(asyncStallWait)); err != nil {
 			return fmt.Errorf("fill %s, message %d: %w", subject, i, err)
 		}
 	}
