@@ -527,3 +527,73 @@ func TestTokenAcrossBuses(t *testing.T) {
 		t.Errorf("second Ack: %v, want %v", err, bus.ErrStaleToken)
 	}
 }
+
+// TestPublishBatchDedup publishes batches mixing message ids new to the
+// window, ids it holds, ids repeated inside the batch and messages without
+// an id: each duplicate answers with its original's sequence and is not
+// stored, the stored messages take consecutive sequences, and the stream's
+// last sequence leaves no gap for the next publish.
+func TestPublishBatchDedup(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, pg.dsn, pg.schema())
+	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+	defer cancel()
+	if _, err := b.EnsureStream(ctx, bus.StreamConfig{Name: "D", Subjects: []string{"d.>"}, DuplicateWindow: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(ids ...string) []bus.PublishResult {
+		t.Helper()
+		msgs := make([]bus.OutgoingMessage, len(ids))
+		for i, id := range ids {
+			msgs[i] = bus.OutgoingMessage{Subject: "d.x", Payload: []byte(id), MsgID: id}
+		}
+		res, err := b.PublishBatch(ctx, msgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			if r.Err != nil {
+				t.Fatalf("result %d (id %q): %v", i, ids[i], r.Err)
+			}
+		}
+		return res
+	}
+	check := func(res []bus.PublishResult, want []uint64, dup []bool) {
+		t.Helper()
+		for i, r := range res {
+			if r.Ack.Sequence != want[i] || r.Ack.Duplicate != dup[i] {
+				t.Errorf("result %d: sequence %d duplicate %v, want %d %v", i, r.Ack.Sequence, r.Ack.Duplicate, want[i], dup[i])
+			}
+		}
+	}
+	check(publish("a", "b", "a", "", "c", "b"),
+		[]uint64{1, 2, 1, 3, 4, 2}, []bool{false, false, true, false, false, true})
+	check(publish("c", "d", "", "d", "a", "e"),
+		[]uint64{4, 5, 6, 5, 1, 7}, []bool{true, false, false, true, true, false})
+	check(publish("b", "a"), []uint64{2, 1}, []bool{true, true})
+	check(publish("f"), []uint64{8}, []bool{false})
+	info, err := b.StreamInfo(ctx, "D")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Messages != 8 || info.LastSeq != 8 {
+		t.Errorf("stream holds %d messages, last sequence %d; want 8 and 8", info.Messages, info.LastSeq)
+	}
+	if _, err := b.EnsureConsumer(ctx, bus.ConsumerConfig{Durable: "r", Stream: "D"}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := b.Fetch(ctx, "D", "r", bus.FetchOptions{Batch: 20, MaxWait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i, m := range msgs {
+		if m.StreamSequence != uint64(i+1) {
+			t.Errorf("delivery %d has sequence %d", i, m.StreamSequence)
+		}
+		got = append(got, string(m.Payload))
+	}
+	if want := []string{"a", "b", "", "c", "d", "", "e", "f"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("delivered %q, want %q", got, want)
+	}
+}
