@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wfeventbus/eventbus/bus"
+	"github.com/wfeventbus/eventbus/bus/postgres"
 )
 
 // TestPublishThroughRestart publishes 300 messages with msg ids, one at a
@@ -90,6 +92,91 @@ func TestPublishWithoutDatabase(t *testing.T) {
 		if errors.Is(err, bus.ErrNotConnected) {
 			t.Logf("Publish without a database: %v", err)
 			return
+		}
+	}
+}
+
+// TestSubscriptionThroughRestart runs a subscription while the database
+// restarts: it must go on by itself, without being started again, and
+// handle every message published before the restart and every one another
+// Bus publishes after it.
+func TestSubscriptionThroughRestart(t *testing.T) {
+	t.Parallel()
+	const half = 200
+	srv, dsn := pg.ownServer(t)
+	schema := pg.schema()
+	b := newBus(t, dsn, schema)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*hangGuard)
+	defer cancel()
+	if _, err := b.EnsureStream(ctx, bus.StreamConfig{Name: "S", Subjects: []string{"s.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.EnsureConsumer(ctx, bus.ConsumerConfig{Durable: "c", Stream: "S"}); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu         sync.Mutex
+		handled    = map[string]int{}
+		deliveries int
+	)
+	// midway closes once half of the first messages are handled, all once
+	// every message is.
+	midway, all := make(chan struct{}), make(chan struct{})
+	sub, err := b.Subscribe(ctx, "S", "c", func(hctx context.Context, m *bus.Message) {
+		// An ack lost to the restart is a redelivery, which the counts
+		// below allow; a message never handled is what they catch.
+		_ = m.Ack(hctx)
+		mu.Lock()
+		defer mu.Unlock()
+		handled[string(m.Payload)]++
+		deliveries++
+		if handled[string(m.Payload)] == 1 {
+			switch len(handled) {
+			case half / 2:
+				close(midway)
+			case 2 * half:
+				close(all)
+			}
+		}
+	}, bus.SubscribeOptions{Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Stop(context.Background()) }()
+	publish := func(p *postgres.Bus, prefix string) {
+		t.Helper()
+		for i := range half {
+			id := fmt.Sprintf("%s-%d", prefix, i)
+			if _, err := p.Publish(ctx, bus.OutgoingMessage{Subject: "s.x", Payload: []byte(id), MsgID: id}); err != nil {
+				t.Fatalf("Publish %s: %v", id, err)
+			}
+		}
+	}
+	publish(b, "before")
+	select {
+	case <-midway:
+	case <-ctx.Done():
+		t.Fatal("the subscription handled too little before the restart")
+	}
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	publish(newBus(t, dsn, schema), "after")
+	select {
+	case <-all:
+	case <-ctx.Done():
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("after the restart the subscription handled %d of %d messages", len(handled), 2*half)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("published=%d handled=%d deliveries=%d", 2*half, len(handled), deliveries)
+	for _, prefix := range []string{"before", "after"} {
+		for i := range half {
+			if id := fmt.Sprintf("%s-%d", prefix, i); handled[id] == 0 {
+				t.Errorf("%s never handled", id)
+			}
 		}
 	}
 }
