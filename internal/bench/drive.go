@@ -40,7 +40,8 @@ type op func(ctx context.Context) (messages int, err error)
 // drive runs op in a loop on workers goroutines: unmeasured for warmup,
 // then for measure. Only operations that complete inside the measured
 // window count, each with its latency; the window is closed when measure
-// ends, and operations still running then are waited for but not counted.
+// ends, or, when no operation has completed in it by then, as the first one
+// does; operations still running then are waited for but not counted.
 // cpu, read as the window opens and closes, gives the CPU time spent in it.
 // The first error ends the run.
 func drive(ctx context.Context, workers int, warmup, measure time.Duration, cpu func() time.Duration, do op) (measurement, error) {
@@ -55,6 +56,10 @@ func drive(ctx context.Context, workers int, warmup, measure time.Duration, cpu 
 		errOnce   sync.Once
 		firstErr  error
 		wg        sync.WaitGroup
+		// counted closes when the first operation inside the window
+		// completes.
+		counted     = make(chan struct{})
+		countedOnce sync.Once
 	)
 	fail := func(err error) {
 		errOnce.Do(func() { firstErr = err })
@@ -82,6 +87,7 @@ func drive(ctx context.Context, workers int, warmup, measure time.Duration, cpu 
 					if e := endNano.Load(); e == 0 || t1.UnixNano() <= e {
 						n += int64(moved)
 						mine = append(mine, t1.Sub(t0))
+						countedOnce.Do(func() { close(counted) })
 					}
 				}
 			}
@@ -101,8 +107,14 @@ func drive(ctx context.Context, workers int, warmup, measure time.Duration, cpu 
 	cpu0 := cpu()
 	start := time.Now()
 	startNano.Store(start.UnixNano())
-	if ok {
-		sleep(measure)
+	if ok && sleep(measure) {
+		// A window in which no operation completed, because one takes
+		// longer than the window on a loaded machine, stays open until one
+		// does: a rate needs at least one.
+		select {
+		case <-counted:
+		case <-ctx.Done():
+		}
 	}
 	end := time.Now()
 	endNano.Store(end.UnixNano())
