@@ -738,7 +738,7 @@ func TestEmbeddedPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = m.Start(context.Background())
-	if !errors.Is(err, embedded.ErrPortInUse) || !strings.Contains(err.Error(), fmt.Sprintf("NATS_URL to nats://127.0.0.1:%d", port)) {
+	if !errors.Is(err, embedded.ErrPortInUse) || !strings.Contains(err.Error(), fmt.Sprintf("set dsn (in place of embedded) or EVENTBUS_BUS_URI to nats://127.0.0.1:%d", port)) {
 		t.Fatalf("start on a taken port: %v", err)
 	}
 }
