@@ -94,6 +94,9 @@ type brokerPlan struct {
 	// and an external one, or where the database's DSN came from, for the
 	// start-up log.
 	reason string
+	// pinned is set when deploy_target embedded fixes the broker to the
+	// embedded one, whatever the environment says.
+	pinned bool
 }
 
 // planBroker validates cfg and resolves where the broker is. The first of
@@ -141,7 +144,10 @@ func planBroker(name string, cfg *eventbusv1.BrokerConfig, configDir string, get
 	hasEmbedded := cfg.GetEmbedded() != nil
 	envVar := URLEnvVar(name)
 	urls := splitURLs(cfg.GetDsn(), cfg.GetUrl(), cfg.GetUrls())
-	var reason string
+	var (
+		reason string
+		pinned bool
+	)
 	switch {
 	case len(urls) > 0 && target == TargetEmbedded:
 		return brokerPlan{}, fmt.Errorf("%w: deploy_target embedded runs the broker in the plugin process, but a URL is set (%s); remove dsn/url/urls or choose another deploy_target",
@@ -155,7 +161,7 @@ func planBroker(name string, cfg *eventbusv1.BrokerConfig, configDir string, get
 	case len(urls) > 0:
 		reason = "dsn/url/urls in the config"
 	case target == TargetEmbedded:
-		reason = "deploy_target embedded in the config"
+		reason, pinned = "deploy_target embedded in the config", true
 	case strings.TrimSpace(getenv(envVar)) != "":
 		urls, reason = splitURLs(getenv(envVar), "", nil), envVar+" is set"
 		if hasEmbedded {
@@ -187,7 +193,7 @@ func planBroker(name string, cfg *eventbusv1.BrokerConfig, configDir string, get
 				ErrConfig, postgres.RedactDSN(u))
 		}
 	}
-	plan := brokerPlan{provider: providerNATS, target: target, urls: urls, reason: reason}
+	plan := brokerPlan{provider: providerNATS, target: target, urls: urls, reason: reason, pinned: pinned}
 	connName := cfg.GetConnectionName()
 	if connName == "" {
 		connName = name
@@ -422,15 +428,15 @@ func (b *broker) startEmbedded(ctx context.Context) (bus.Bus, error) {
 	var inUse *embedded.StoreInUseError
 	switch {
 	case errors.Is(err, embedded.ErrPortInUse):
-		return nil, fmt.Errorf("%w; to use the broker already listening there instead, set dsn or NATS_URL to nats://%s",
-			err, net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+		return nil, fmt.Errorf("%w; to use the broker already listening there instead, %s nats://%s",
+			err, b.useInstead(), net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	case errors.As(err, &inUse):
 		serves := inUse.URL
 		if serves == "" {
 			serves = "its URL"
 		}
-		return nil, fmt.Errorf("%w (embedded.store_dir); to use that broker instead of starting a second one, set dsn or %s to %s",
-			err, URLEnvVar(b.name), serves)
+		return nil, fmt.Errorf("%w (embedded.store_dir); to use that broker instead of starting a second one, %s %s",
+			err, b.useInstead(), serves)
 	case err != nil:
 		return nil, err
 	}
@@ -452,6 +458,17 @@ func (b *broker) startEmbedded(ctx context.Context) (bus.Bus, error) {
 	}
 	b.log.Info("embedded broker started", "url", srv.ClientURL(), "store_dir", store, "reason", b.plan.reason, "token_key", b.keys.source)
 	return jb, nil
+}
+
+// useInstead says how to point this broker at a running server instead of
+// the embedded one, ending where the server's URL goes: the variable named
+// after the broker overrides an embedded block, NATS_URL does not (see
+// planBroker).
+func (b *broker) useInstead() string {
+	if b.plan.pinned {
+		return "replace deploy_target embedded with dsn:"
+	}
+	return "set dsn (in place of embedded) or " + URLEnvVar(b.name) + " to"
 }
 
 func (b *broker) connect(ctx context.Context) (bus.Bus, error) {

@@ -374,6 +374,22 @@ func testBadInput(t *testing.T, be backend) {
 			_, err := a.p.CreateStep(ctx, eventbus.StepConsume, "x", map[string]any{"consumer": "c", "batch_size": float64(2000)})
 			return err
 		}, eventbus.ErrConfig, "batch_size"},
+		{"negative max_wait", func() error {
+			_, err := a.p.CreateStep(ctx, eventbus.StepConsume, "x", map[string]any{"consumer": "c", "max_wait": "-1s"})
+			return err
+		}, eventbus.ErrConfig, `config.max_wait: out of range: "-1s" is negative`},
+		{"negative nak delay", func() error {
+			_, err := a.p.CreateStep(ctx, eventbus.StepNak, "x", map[string]any{"delay": "-5s"})
+			return err
+		}, eventbus.ErrConfig, `config.delay: out of range: "-5s" is negative`},
+		{"negative templated nak delay", func() error {
+			s, err := a.p.CreateStep(ctx, eventbus.StepNak, "x", map[string]any{"delay": "{{ .wait }}", "ack_token": "t"})
+			if err != nil {
+				return err
+			}
+			_, err = s.Execute(ctx, eventbus.MapInput{Rendered: map[string]any{"delay": "-5s", "ack_token": "t"}})
+			return err
+		}, eventbus.ErrConfig, `config.delay: out of range: "-5s" is negative`},
 		{"publish without subject", func() error {
 			s, err := a.p.CreateStep(ctx, eventbus.StepPublish, "x", map[string]any{})
 			if err != nil {
@@ -738,7 +754,7 @@ func TestEmbeddedPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = m.Start(context.Background())
-	if !errors.Is(err, embedded.ErrPortInUse) || !strings.Contains(err.Error(), fmt.Sprintf("NATS_URL to nats://127.0.0.1:%d", port)) {
+	if !errors.Is(err, embedded.ErrPortInUse) || !strings.Contains(err.Error(), fmt.Sprintf("set dsn (in place of embedded) or EVENTBUS_BUS_URI to nats://127.0.0.1:%d", port)) {
 		t.Fatalf("start on a taken port: %v", err)
 	}
 }

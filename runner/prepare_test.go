@@ -185,6 +185,16 @@ var validateRunCases = []struct {
 		problems: []want{{5, "modules[3].config.ack_wait", runner.ErrInvalidValue, "negative"}},
 	},
 	{
+		name: "negative consume max_wait and nak delay",
+		src: app("modules:", lBus, lOrders, lDead, lWorker, lPipe, lTrig, lSteps, lFwd,
+			`      - { name: read, type: step.eventbus.consume, config: { consumer: worker, max_wait: -1s } }`,
+			`      - { name: retry, type: step.eventbus.nak, config: { delay: -5s } }`),
+		problems: []want{
+			{11, "pipelines.p.steps[1].config.max_wait", runner.ErrInvalidValue, `out of range: "-1s" is negative`},
+			{12, "pipelines.p.steps[2].config.delay", runner.ErrInvalidValue, `out of range: "-5s" is negative`},
+		},
+	},
+	{
 		name: "a consumer name the broker refuses",
 		src: app("modules:", lBus, lOrders, lDead,
 			`  - { name: worker, type: eventbus.consumer, config: { name: work.er, stream_name: ORDERS } }`, lPipe, lTrig, lSteps, lFwd),
@@ -241,7 +251,8 @@ var validateRunCases = []struct {
 		src: app("modules:", lBus,
 			`  - { name: orders, type: eventbus.stream, config: { name: ORDERS, subjects: ["orders.>"], num_replicas: 1, max_msg_size: 1048576, max_bytes: -1 } }`, lDead, lWorker, lPipe,
 			`    trigger: { type: trigger.eventbus.subscribe, config: { name: worker, concurrency: 1 } }`, lSteps, lFwd,
-			`      - { name: read, type: step.eventbus.consume, config: { consumer: worker, batch_size: 1000 } }`),
+			`      - { name: read, type: step.eventbus.consume, config: { consumer: worker, batch_size: 1000, max_wait: 0s } }`,
+			`      - { name: retry, type: step.eventbus.nak, config: { delay: 0s } }`),
 	},
 	{
 		name: "a trigger declaring its consumer",

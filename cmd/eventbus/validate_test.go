@@ -149,3 +149,34 @@ func TestRunStartFailure(t *testing.T) {
 		})
 	}
 }
+
+// TestReadmeAppValidates: the app of README.md's "In an app YAML" passes
+// validate without a warning, as written: every subject it publishes to
+// and its dead letters are stored by a stream it declares.
+func TestReadmeAppValidates(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## In an app YAML\n")
+	if !ok {
+		t.Fatal(`README.md has no section "In an app YAML"`)
+	}
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	if !ok {
+		t.Fatal(`the section "In an app YAML" has no yaml block`)
+	}
+	src, _, ok := strings.Cut(block, "```")
+	if !ok {
+		t.Fatal("the yaml block does not end")
+	}
+	file := filepath.Join(t.TempDir(), "app.yaml")
+	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v := runCLI(t, nil, "", "validate", file)
+	if want := file + ": ok\n"; v.code != 0 || v.stdout != want {
+		t.Fatalf("validate: exit %d, stdout %q, stderr %q; want 0 and %q", v.code, v.stdout, v.stderr, want)
+	}
+}

@@ -295,9 +295,12 @@ func (AckPolicy) EnumDescriptor() ([]byte, []int) {
 }
 
 // BrokerConfig configures an eventbus.broker module. With provider nats (the
-// default) and no dsn, url or urls (and no EVENTBUS_<NAME>_URI or NATS_URL in
-// the environment) the broker runs an embedded NATS server inside the plugin
-// process. With provider postgres the messages live in a PostgreSQL database
+// default) the first of these that applies decides where the broker is:
+// dsn, url or urls (that external broker); deploy_target embedded (a NATS
+// server embedded in the plugin process); EVENTBUS_<NAME>_URI in the
+// environment (that external broker, even over an embedded block); an
+// embedded block (the embedded server); NATS_URL (that external broker);
+// else the embedded server with its defaults. With provider postgres the messages live in a PostgreSQL database
 // whose DSN comes from dsn or url, else EVENTBUS_<NAME>_URI, else
 // DATABASE_URL.
 type BrokerConfig struct {
@@ -317,7 +320,8 @@ type BrokerConfig struct {
 	Credentials *Credentials `protobuf:"bytes,5,opt,name=credentials,proto3" json:"credentials,omitempty"`
 	// Name the connection reports to the server (default: the module name).
 	ConnectionName string `protobuf:"bytes,6,opt,name=connection_name,json=connectionName,proto3" json:"connection_name,omitempty"`
-	// Settings of the embedded server.
+	// Settings of the embedded server. EVENTBUS_<NAME>_URI overrides them
+	// and connects to that broker instead; NATS_URL does not.
 	Embedded *EmbeddedConfig `protobuf:"bytes,7,opt,name=embedded,proto3" json:"embedded,omitempty"`
 	// Same as dsn.
 	Url string `protobuf:"bytes,8,opt,name=url,proto3" json:"url,omitempty"`
