@@ -215,9 +215,10 @@ func (q *quorumLoss) restore(t *testing.T) {
 }
 
 // TestPublishWithoutQuorum publishes to a stream two of whose three servers
-// are down: the publish must fail when its context ends, saying that the
-// stream is unavailable, not that it does not exist. The settlement of a
-// message fails the same way, and does not say that the consumer is gone.
+// are down, one message and a batch: each publish must fail when its
+// context ends, saying that the stream is unavailable, not that it does not
+// exist. The settlement of a message fails the same way, and does not say
+// that the consumer is gone.
 func TestPublishWithoutQuorum(t *testing.T) {
 	t.Parallel()
 	q := loseQuorum(t)
@@ -230,6 +231,25 @@ func TestPublishWithoutQuorum(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), `"lost.a"`) {
 		t.Errorf("Publish without a quorum = %v, want it to name the subject", err)
+	}
+	bctx, cancel := context.WithTimeout(testContext(t), 3*time.Second)
+	defer cancel()
+	batch := []bus.OutgoingMessage{
+		{Subject: "lost.b", Payload: []byte("1"), MsgID: "b-1"},
+		{Subject: "lost.b", Payload: []byte("2")},
+	}
+	results, err := q.b.PublishBatch(bctx, batch)
+	t.Logf("PublishBatch: %v", err)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("PublishBatch without a quorum = %v, want context.DeadlineExceeded", err)
+	}
+	if len(results) != len(batch) {
+		t.Fatalf("PublishBatch without a quorum returned %d results for %d messages", len(results), len(batch))
+	}
+	for i, r := range results {
+		if !errors.Is(r.Err, bus.ErrUnavailable) || errors.Is(r.Err, bus.ErrNoStream) || !strings.Contains(fmt.Sprint(r.Err), `"lost.b"`) {
+			t.Errorf("message %d of a batch without a quorum: %v, want bus.ErrUnavailable naming the subject", i, r.Err)
+		}
 	}
 	actx, cancel := context.WithTimeout(testContext(t), 2*time.Second)
 	defer cancel()
