@@ -316,10 +316,20 @@ func testPublishWithoutQuorum(t *testing.T, q *quorumLoss) {
 // TestPublishAndAckWaitForQuorum publishes, one message and a batch, and
 // acks a message while two of the stream's three servers are down, then
 // starts them: every call must succeed once the stream and its consumer
-// have leaders again, each message stored once and the ack applied.
+// have leaders again, each message stored once and the ack applied. The
+// server left leads nothing, or leads the stream and the consumer and holds
+// what it took until the others are back.
 func TestPublishAndAckWaitForQuorum(t *testing.T) {
 	t.Parallel()
-	q := loseQuorum(t, false)
+	for _, leaderLeft := range []bool{false, true} {
+		t.Run(fmt.Sprintf("leader_left=%v", leaderLeft), func(t *testing.T) {
+			t.Parallel()
+			testPublishAndAckWaitForQuorum(t, loseQuorum(t, leaderLeft))
+		})
+	}
+}
+
+func testPublishAndAckWaitForQuorum(t *testing.T, q *quorumLoss) {
 	ctx := testContext(t)
 	var wg sync.WaitGroup
 	var pubErr, batchErr, ackErr error
