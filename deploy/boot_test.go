@@ -40,6 +40,9 @@ type bootedServer struct {
 func TestRenderedNATSConfigBoots(t *testing.T) {
 	t.Parallel()
 	bin := natsproc.Build(t)
+	// The ports of both clusters are taken at once, so that no two
+	// servers are given the same one.
+	ports := freePorts(t, 2*3*3)
 	t.Run("kubernetes", func(t *testing.T) {
 		t.Parallel()
 		res := render(t, loadShop(t), deploy.Options{})
@@ -50,7 +53,7 @@ func TestRenderedNATSConfigBoots(t *testing.T) {
 		}
 		// Every pod has the pid file the pre-stop hook signals, and reaches
 		// the others by their names in the headless Service.
-		bootRendered(t, bin, "shop-bus", servers, `pid_file: "/var/run/nats/nats.pid"`, "shop-bus-%d.shop-bus-headless:6222")
+		bootRendered(t, bin, "shop-bus", servers, ports[:9], `pid_file: "/var/run/nats/nats.pid"`, "shop-bus-%d.shop-bus-headless:6222")
 	})
 	t.Run("digitalocean.app_platform", func(t *testing.T) {
 		t.Parallel()
@@ -81,25 +84,25 @@ func TestRenderedNATSConfigBoots(t *testing.T) {
 			t.Fatalf("%d NATS services, want 3", len(servers))
 		}
 		// Each server is a service of its own, reached by its name.
-		bootRendered(t, bin, "shop-bus", servers, "", "bus-nats-%d:6222")
+		bootRendered(t, bin, "shop-bus", servers, ports[9:], "", "bus-nats-%d:6222")
 	})
 }
 
 // bootRendered starts servers as local nats-server processes of bin, each
-// with its configuration remapped to loopback ports and a directory of its
-// own: the pid file line pidFile (when not empty), the store directory, the
+// with its configuration remapped to loopback ports (three a server, from
+// free) and a directory of its own: the pid file line pidFile (when not empty), the store directory, the
 // listen addresses and the routes, which name server j as route (a format
 // taking j). It then creates an R3 stream on them, publishes to it, and
 // checks that the cluster is named cluster and that every server answers
 // its health checks.
-func bootRendered(t *testing.T, bin, cluster string, servers []bootedServer, pidFile, route string) {
+func bootRendered(t *testing.T, bin, cluster string, servers []bootedServer, free []int, pidFile, route string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), bootGuard)
 	defer cancel()
 	type ports struct{ client, cluster, monitor int }
 	p := make([]ports, len(servers))
 	for i := range p {
-		p[i] = ports{freePort(t), freePort(t), freePort(t)}
+		p[i] = ports{free[3*i], free[3*i+1], free[3*i+2]}
 	}
 	var urls []string
 	for i, srv := range servers {
@@ -215,13 +218,18 @@ func retry(t *testing.T, ctx context.Context, what string, f func(context.Contex
 	}
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
+// freePorts returns n different loopback ports that were free a moment
+// ago: each is held until all are found, so that none is found twice.
+func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
