@@ -32,9 +32,11 @@ var (
 	// ErrUnavailable: the broker is reachable, but the stream or consumer
 	// the call needs cannot serve it now: its servers are electing a
 	// leader, are still starting, or too few of them run for a majority.
-	// Nothing was done; retry (Publish and the settlements do so
-	// themselves until their context ends). Unlike ErrNotFound, the stream
-	// or consumer exists.
+	// Nothing was done, unless the broker took the call and its answer did
+	// not come: then a publish with a MsgID may be stored, and a
+	// settlement applied, and repeating either is safe. Retry (Publish and
+	// the settlements do so themselves until their context ends). Unlike
+	// ErrNotFound, the stream or consumer exists.
 	ErrUnavailable = errors.New("unavailable")
 
 	// ErrNoStream: no stream captures the subject, so a publish would be

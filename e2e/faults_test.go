@@ -57,8 +57,10 @@ type fault struct {
 	name string
 	// target picks the server to kill.
 	target func(t *testing.T, ctx context.Context, f *faultRun) string
-	// restartMidStream starts the server again once half of the results
-	// are stored; otherwise it is started again after the last one.
+	// restartMidStream starts the server again once the first half of the
+	// inputs have their results, before the second half is published, so
+	// that it catches up while the app works on them; otherwise it is
+	// started again after the last result.
 	restartMidStream bool
 }
 
@@ -133,7 +135,11 @@ func (r *faultRun) inject(t *testing.T, ctx context.Context, f fault, phase stri
 	waitValue(t, ctx, "pause the consumer", func(ctx context.Context) (*jetstream.ConsumerPauseResponse, error) {
 		return r.js.PauseConsumer(ctx, "INPUTS", "worker", time.Now().Add(time.Hour))
 	})
-	publishInputs(t, ctx, r.js, subject, phase, faultInputs)
+	first := faultInputs
+	if f.restartMidStream {
+		first = faultInputs / 2
+	}
+	publishRange(t, ctx, r.js, subject, phase, 0, first)
 	before := r.snapshot(t, ctx)
 	victim := f.target(t, ctx, r)
 	roles := r.roles(ctx, victim)
@@ -143,13 +149,14 @@ func (r *faultRun) inject(t *testing.T, ctx context.Context, f fault, phase stri
 
 	atKill := r.waitResults(t, ctx, results, killAfter)
 	r.c.Kill(victim)
-	if atKill >= faultInputs {
+	if atKill >= uint64(first) {
 		t.Fatalf("every result was stored before %s was killed: the kill was not mid-stream", victim)
 	}
 	var atRestart uint64
 	if f.restartMidStream {
-		atRestart = r.waitResults(t, ctx, results, faultInputs/2)
+		atRestart = r.waitResults(t, ctx, results, uint64(first))
 		r.c.Start(victim)
+		publishRange(t, ctx, r.js, subject, phase, first, faultInputs)
 	}
 	if victim == before.server {
 		// The app's connection moves to another server, and counts it.
@@ -201,7 +208,7 @@ func (r *faultRun) inject(t *testing.T, ctx context.Context, f fault, phase stri
 	}
 	restarted := "after the last result"
 	if f.restartMidStream {
-		restarted = fmt.Sprintf("with %d results stored", atRestart)
+		restarted = fmt.Sprintf("with %d results stored, before inputs %d to %d were published", atRestart, first, faultInputs-1)
 	}
 	t.Logf("%s: killed %s (%s) with %d of %d results stored; started again %s", f.name, victim, roles, atKill, faultInputs, restarted)
 	t.Logf("%s: inputs=%d results stored=%d distinct=%d missing=%d; consumer pending=%v ack_pending=%v; pipeline runs: %v succeeded, %v failed; app on %s (was %s), reconnects %v; %s",

@@ -45,15 +45,21 @@ func clusterURLs(c *natsproc.Cluster) string {
 // (the id keeps a second attempt from storing a message twice).
 func publishInputs(t *testing.T, ctx context.Context, js jetstream.JetStream, subject, prefix string, n int) {
 	t.Helper()
-	futures := make([]jetstream.PubAckFuture, n)
-	for i := range n {
-		id := fmt.Sprintf("%s-%d", prefix, i)
+	publishRange(t, ctx, js, subject, prefix, 0, n)
+}
+
+// publishRange is publishInputs for the messages numbered from to to-1.
+func publishRange(t *testing.T, ctx context.Context, js jetstream.JetStream, subject, prefix string, from, to int) {
+	t.Helper()
+	futures := make([]jetstream.PubAckFuture, to-from)
+	for i := range futures {
+		id := fmt.Sprintf("%s-%d", prefix, from+i)
 		futures[i], _ = js.PublishAsync(subject, []byte(id), jetstream.WithMsgID(id))
 	}
 	select {
 	case <-js.PublishAsyncComplete():
 	case <-ctx.Done():
-		t.Fatalf("publish %d inputs: %v", n, ctx.Err())
+		t.Fatalf("publish %d inputs: %v", to-from, ctx.Err())
 	}
 	for i, f := range futures {
 		if f != nil {
@@ -63,7 +69,7 @@ func publishInputs(t *testing.T, ctx context.Context, js jetstream.JetStream, su
 			case <-f.Err():
 			}
 		}
-		id := fmt.Sprintf("%s-%d", prefix, i)
+		id := fmt.Sprintf("%s-%d", prefix, from+i)
 		publishOnce(t, ctx, js, subject, id, id)
 	}
 }

@@ -53,8 +53,10 @@
 // message that nothing served because its stream is electing a leader (a
 // publish that no server answers on a subject a stream captures; on a
 // subject no stream captures it is bus.ErrNoStream at once), and send again
-// a message with a MsgID whose answer was lost, until their context ends
-// (30 seconds without a deadline). Ack, Nak and Term likewise send again
+// a message with a MsgID whose answer was lost, or that the stream's leader
+// still holds from an earlier attempt it has no majority to store, until
+// their context ends (30 seconds without a deadline; then
+// bus.ErrUnavailable). Ack, Nak and Term likewise send again
 // while the consumer's leader is being elected, and say
 // bus.ErrUnavailable, not bus.ErrNotFound, when their context ends first.
 //

@@ -134,7 +134,9 @@ func TestPublishThroughLeaderChanges(t *testing.T) {
 // quorumLoss is a 3-node cluster with an R3 stream LOST and its consumer
 // c, of which two servers are stopped: the one left, which the bus is
 // connected to and stays connected to, leads neither the stream nor the
-// consumer and cannot elect a leader for them alone.
+// consumer and cannot elect a leader for them alone; or, with
+// leaderLeft, it leads both and cannot get a majority to store or settle
+// anything.
 type quorumLoss struct {
 	c       *embedded.Cluster
 	b       *jetstream.Bus
@@ -144,11 +146,11 @@ type quorumLoss struct {
 	held *bus.Message
 }
 
-func loseQuorum(t *testing.T) *quorumLoss {
+func loseQuorum(t *testing.T, leaderLeft bool) *quorumLoss {
 	t.Helper()
 	ctx := testContext(t)
 	c := startConformanceCluster(t)
-	setup, _ := clusterBus(t, c)
+	setup, setupConn := clusterBus(t, c)
 	if _, err := setup.EnsureStream(ctx, bus.StreamConfig{Name: "LOST", Subjects: []string{"lost.>"}, Replicas: 3, Storage: bus.StorageFile}); err != nil {
 		t.Fatal(err)
 	}
@@ -163,8 +165,14 @@ func loseQuorum(t *testing.T) *quorumLoss {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if leaderLeft && consumerLeader != streamLeader {
+		consumerLeader = moveConsumerLeader(t, ctx, c, setupConn, "LOST", "c", streamLeader)
+	}
 	names := c.Names()
 	left := slices.IndexFunc(names, func(n string) bool { return n != streamLeader && n != consumerLeader })
+	if leaderLeft {
+		left = slices.Index(names, streamLeader)
+	}
 	srv, err := c.Server(names[left])
 	if err != nil {
 		t.Fatal(err)
@@ -203,6 +211,40 @@ func loseQuorum(t *testing.T) *quorumLoss {
 	return q
 }
 
+// moveConsumerLeader has the leader of stream's consumer step down in
+// favour of the server called to until that server leads it, and returns
+// its name.
+func moveConsumerLeader(t *testing.T, ctx context.Context, c *embedded.Cluster, nc *nats.Conn, stream, consumer, to string) string {
+	t.Helper()
+	subject := fmt.Sprintf("$JS.API.CONSUMER.LEADER.STEPDOWN.%s.%s", stream, consumer)
+	body := fmt.Appendf(nil, `{"placement":{"preferred":%q}}`, to)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		leader, err := c.WaitConsumerLeader(ctx, stream, consumer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leader == to {
+			return to
+		}
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		resp, err := nc.RequestWithContext(rctx, subject, body)
+		cancel()
+		if err == nil && strings.Contains(string(resp.Data), `"error"`) {
+			t.Fatalf("step down of %s/%s: %s", stream, consumer, resp.Data)
+		}
+		// Until the old leader has stepped down, or the request was lost.
+		for l, err := c.ConsumerLeader(stream, consumer); err == nil && l == leader; l, err = c.ConsumerLeader(stream, consumer) {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s/%s still led by %s: %v", stream, consumer, leader, ctx.Err())
+			case <-tick.C:
+			}
+		}
+	}
+}
+
 // restore starts the stopped servers again.
 func (q *quorumLoss) restore(t *testing.T) {
 	t.Helper()
@@ -215,12 +257,24 @@ func (q *quorumLoss) restore(t *testing.T) {
 }
 
 // TestPublishWithoutQuorum publishes to a stream two of whose three servers
-// are down: the publish must fail when its context ends, saying that the
-// stream is unavailable, not that it does not exist. The settlement of a
-// message fails the same way, and does not say that the consumer is gone.
+// are down, one message and a batch: each publish must fail when its
+// context ends, saying that the stream is unavailable, not that it does not
+// exist. The settlement of a message fails the same way, and does not say
+// that the consumer is gone. The server left either leads nothing (nothing
+// answers) or leads the stream and the consumer (it takes the message and
+// the ack, cannot store them, and answers a message sent again that it is
+// still in process).
 func TestPublishWithoutQuorum(t *testing.T) {
 	t.Parallel()
-	q := loseQuorum(t)
+	for _, leaderLeft := range []bool{false, true} {
+		t.Run(fmt.Sprintf("leader_left=%v", leaderLeft), func(t *testing.T) {
+			t.Parallel()
+			testPublishWithoutQuorum(t, loseQuorum(t, leaderLeft))
+		})
+	}
+}
+
+func testPublishWithoutQuorum(t *testing.T, q *quorumLoss) {
 	ctx, cancel := context.WithTimeout(testContext(t), 3*time.Second)
 	defer cancel()
 	_, err := q.b.Publish(ctx, bus.OutgoingMessage{Subject: "lost.a", Payload: []byte("x"), MsgID: "x"})
@@ -230,6 +284,25 @@ func TestPublishWithoutQuorum(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), `"lost.a"`) {
 		t.Errorf("Publish without a quorum = %v, want it to name the subject", err)
+	}
+	bctx, cancel := context.WithTimeout(testContext(t), 3*time.Second)
+	defer cancel()
+	batch := []bus.OutgoingMessage{
+		{Subject: "lost.b", Payload: []byte("1"), MsgID: "b-1"},
+		{Subject: "lost.b", Payload: []byte("2"), MsgID: "b-2"},
+	}
+	results, err := q.b.PublishBatch(bctx, batch)
+	t.Logf("PublishBatch: %v", err)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("PublishBatch without a quorum = %v, want context.DeadlineExceeded", err)
+	}
+	if len(results) != len(batch) {
+		t.Fatalf("PublishBatch without a quorum returned %d results for %d messages", len(results), len(batch))
+	}
+	for i, r := range results {
+		if !errors.Is(r.Err, bus.ErrUnavailable) || errors.Is(r.Err, bus.ErrNoStream) || !strings.Contains(fmt.Sprint(r.Err), `"lost.b"`) {
+			t.Errorf("message %d of a batch without a quorum: %v, want bus.ErrUnavailable naming the subject", i, r.Err)
+		}
 	}
 	actx, cancel := context.WithTimeout(testContext(t), 2*time.Second)
 	defer cancel()
@@ -243,10 +316,20 @@ func TestPublishWithoutQuorum(t *testing.T) {
 // TestPublishAndAckWaitForQuorum publishes, one message and a batch, and
 // acks a message while two of the stream's three servers are down, then
 // starts them: every call must succeed once the stream and its consumer
-// have leaders again, each message stored once and the ack applied.
+// have leaders again, each message stored once and the ack applied. The
+// server left leads nothing, or leads the stream and the consumer and holds
+// what it took until the others are back.
 func TestPublishAndAckWaitForQuorum(t *testing.T) {
 	t.Parallel()
-	q := loseQuorum(t)
+	for _, leaderLeft := range []bool{false, true} {
+		t.Run(fmt.Sprintf("leader_left=%v", leaderLeft), func(t *testing.T) {
+			t.Parallel()
+			testPublishAndAckWaitForQuorum(t, loseQuorum(t, leaderLeft))
+		})
+	}
+}
+
+func testPublishAndAckWaitForQuorum(t *testing.T, q *quorumLoss) {
 	ctx := testContext(t)
 	var wg sync.WaitGroup
 	var pubErr, batchErr, ackErr error

@@ -114,10 +114,24 @@ func (r *retrier) classify(ctx context.Context, m *nats.Msg, err error, expired 
 			return failFinal, r.b.publishError(ctx, m, err, r.limits)
 		}
 		return failNotStored, fmt.Errorf("publish to %q: %w", m.Subject, unavailable(err, stream))
+	case hasErrorCode(err, errCodeDuplicateInProcess):
+		// The stream's leader holds an earlier attempt of this message
+		// (same id) that its replicas have not yet agreed on: it has no
+		// majority, or is still replicating. Sent again later, the
+		// message is found stored (a duplicate) or is stored then; only a
+		// message with an id gets this answer.
+		return failNotStored, fmt.Errorf("publish to %q: %w", m.Subject, &brokerError{sentinel: bus.ErrUnavailable, cause: err, detail: fmt.Sprintf(
+			"%s has not yet stored an earlier attempt of the message (id %q): too few of its servers run for a majority, or they are catching up (%s)",
+			r.streamWords(m.Subject), m.Header.Get(jetstream.MsgIDHeader), describe(err))})
 	case waitCures(err):
 		return failNotStored, fmt.Errorf("publish to %q: %w", m.Subject, unavailable(err, ""))
 	case expired && errors.Is(err, context.DeadlineExceeded):
-		return failUnknown, fmt.Errorf("publish to %q: no answer within %s: %w", m.Subject, r.timeout, err)
+		// Nothing answered in time: the answer was lost with a connection,
+		// or the stream's leader cannot get a majority to store the
+		// message. A message with an id is sent again.
+		return failUnknown, fmt.Errorf("publish to %q: %w", m.Subject, &brokerError{sentinel: bus.ErrUnavailable, cause: err, detail: fmt.Sprintf(
+			"%s did not answer within %s: the answer was lost, or its servers are electing a leader or too few of them run for a majority (%s)",
+			r.streamWords(m.Subject), r.timeout, describe(err))})
 	case errors.Is(err, jetstream.ErrAsyncPublishTimeout), errors.Is(err, nats.ErrTimeout):
 		return failUnknown, fmt.Errorf("publish to %q: %w", m.Subject, err)
 	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, jetstream.ErrConnectionClosed):
@@ -127,6 +141,15 @@ func (r *retrier) classify(ctx context.Context, m *nats.Msg, err error, expired 
 		return failUnknown, r.b.publishError(ctx, m, err, r.limits)
 	}
 	return failFinal, r.b.publishError(ctx, m, err, r.limits)
+}
+
+// streamWords names the stream known to capture subject, without asking
+// the server.
+func (r *retrier) streamWords(subject string) string {
+	if s := r.streams[subject]; s != "" {
+		return fmt.Sprintf("stream %q", s)
+	}
+	return "the stream capturing the subject"
 }
 
 // stream asks the server which stream captures subject, once: covered
@@ -161,6 +184,9 @@ const (
 	errCodeIncompleteResults   jetstream.ErrorCode = 10004
 	errCodeNoPeers             jetstream.ErrorCode = 10005
 	errCodeLastSeqNotReady     jetstream.ErrorCode = 10163
+	// errCodeDuplicateInProcess answers a message whose id the stream's
+	// leader holds from an earlier attempt not yet stored.
+	errCodeDuplicateInProcess jetstream.ErrorCode = 10158
 )
 
 // waitCures reports a server's refusal that waiting cures: JetStream

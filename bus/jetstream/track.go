@@ -320,7 +320,8 @@ func (d *delivery) settle(ctx context.Context, op settleOp, delay time.Duration,
 // when it does or the server cannot say, the consumer is between leaders
 // or its server is still starting, nothing was settled, and confirm sends
 // again after a pause, and after the connection is back, until ctx ends
-// (bus.ErrUnavailable).
+// (bus.ErrUnavailable). A settlement that ctx ends while it waits for its
+// answer is bus.ErrUnavailable too: the server did not confirm it.
 func (d *delivery) confirm(ctx context.Context, body []byte) error {
 	if ctx.Err() != nil {
 		ctx = context.WithoutCancel(ctx)
@@ -338,6 +339,13 @@ func (d *delivery) confirm(ctx context.Context, body []byte) error {
 		switch {
 		case err == nil:
 			return nil
+		case errors.Is(err, context.DeadlineExceeded):
+			// The consumer's leader took the settlement and did not answer
+			// before ctx ended: it cannot get a majority to apply it, or the
+			// answer was lost.
+			return &retryError{last: &brokerError{sentinel: bus.ErrUnavailable, cause: err, detail: fmt.Sprintf(
+				"the consumer %q of stream %q did not answer: the answer was lost, or its servers are electing a leader or too few of them run for a majority",
+				d.key.consumer, d.key.stream)}, end: err, attempts: attempts}
 		case !errors.Is(err, nats.ErrNoResponders):
 			if last != nil {
 				return &retryError{last: last, end: err, attempts: attempts}
