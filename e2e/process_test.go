@@ -124,8 +124,29 @@ type app struct {
 
 // startApp runs `eventbus --log-format json run [flags] file` and waits
 // until the app logs that it is running.
+//
+// The app's port was free when launchApp picked it, but another process
+// of the machine may take it before the app listens: an app that ends
+// because its port is in use is started again, on another port.
 func startApp(t *testing.T, file string, c appConfig) *app {
 	t.Helper()
+	const attempts = 5
+	for range attempts - 1 {
+		a := launchApp(t, file, c)
+		ctx := guard(t, startGuard)
+		if _, err := a.log.waitFor(ctx, func(r record) bool { return r.msg() == "running" }); err == nil {
+			return a
+		}
+		select {
+		case <-a.exited:
+		case <-ctx.Done():
+			t.Fatalf("the app did not report running: %v", ctx.Err())
+		}
+		if !a.log.contains("address already in use") {
+			t.Fatalf("the app did not report running: it exited (%v)", a.waitErr)
+		}
+		t.Logf("the app's port %s was taken before it listened; starting it again on another", a.url)
+	}
 	a := launchApp(t, file, c)
 	a.waitRunning(t)
 	return a

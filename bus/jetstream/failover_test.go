@@ -22,7 +22,9 @@ import (
 // and in batches, each with a msg id, while the stream's leader is stopped
 // and started again and then the server the bus is connected to is
 // restarted: every publish must succeed, and the stream must hold every
-// message exactly once.
+// message exactly once. The hang guard bounds each call and each wait for
+// the next ack, not the whole run, whose length depends on how busy the
+// machine is.
 func TestPublishThroughLeaderChanges(t *testing.T) {
 	t.Parallel()
 	const (
@@ -43,7 +45,9 @@ func TestPublishThroughLeaderChanges(t *testing.T) {
 	errs := make(chan error, total)
 	wg.Go(func() {
 		for i := range singles {
-			ack, err := b.Publish(ctx, bus.OutgoingMessage{Subject: "move.one", Payload: []byte("x"), MsgID: fmt.Sprintf("one-%d", i)})
+			pctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+			ack, err := b.Publish(pctx, bus.OutgoingMessage{Subject: "move.one", Payload: []byte("x"), MsgID: fmt.Sprintf("one-%d", i)})
+			cancel()
 			if err != nil {
 				errs <- fmt.Errorf("Publish %d: %w", i, err)
 				return
@@ -60,7 +64,9 @@ func TestPublishThroughLeaderChanges(t *testing.T) {
 			for i := range msgs {
 				msgs[i] = bus.OutgoingMessage{Subject: "move.batch", Payload: []byte("x"), MsgID: fmt.Sprintf("batch-%d-%d", n, i)}
 			}
-			results, err := b.PublishBatch(ctx, msgs)
+			pctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+			results, err := b.PublishBatch(pctx, msgs)
+			cancel()
 			if err != nil {
 				errs <- fmt.Errorf("PublishBatch %d: %w", n, err)
 				return
@@ -80,33 +86,38 @@ func TestPublishThroughLeaderChanges(t *testing.T) {
 
 	waitAcked := func(n int64) {
 		t.Helper()
+		last, stalled := acked.Load(), time.Now().Add(hangGuard)
 		for acked.Load() < n {
+			if a := acked.Load(); a != last {
+				last, stalled = a, time.Now().Add(hangGuard)
+			}
 			select {
 			case err := <-errs:
 				t.Fatal(err)
-			case <-ctx.Done():
-				t.Fatalf("%d of %d publishes acked", acked.Load(), n)
-			case <-time.After(5 * time.Millisecond):
+			case <-time.After(min(5*time.Millisecond, time.Until(stalled))):
+				if time.Now().After(stalled) {
+					t.Fatalf("no publish acked for %v: %d of %d acked", hangGuard, acked.Load(), n)
+				}
 			}
 		}
 	}
 	waitAcked(total / 4)
-	leader, err := c.WaitStreamLeader(ctx, "MOVE")
+	leader, err := c.WaitStreamLeader(testContext(t), "MOVE")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Stop(ctx, leader); err != nil {
+	if err := c.Stop(testContext(t), leader); err != nil {
 		t.Fatal(err)
 	}
 	waitAcked(total / 2)
-	if err := c.Start(ctx, leader); err != nil {
+	if err := c.Start(testContext(t), leader); err != nil {
 		t.Fatal(err)
 	}
 	own, err := c.ServerOf(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Restart(ctx, own); err != nil {
+	if err := c.Restart(testContext(t), own); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
@@ -117,6 +128,7 @@ func TestPublishThroughLeaderChanges(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	ctx = testContext(t)
 	if _, err := c.WaitStreamCurrent(ctx, "MOVE"); err != nil {
 		t.Fatal(err)
 	}

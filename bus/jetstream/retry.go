@@ -35,7 +35,9 @@ const (
 	// failFinal: the message failed for good, or the failure cannot tell
 	// whether it was stored and the message has no id to repeat it safely.
 	failFinal failure = iota
-	// failNotStored: nothing can have been stored; sending again is safe.
+	// failNotStored: sending again, after a pause, is safe: nothing can
+	// have been stored, or the message has an id and the server is still
+	// storing an earlier attempt at it.
 	failNotStored
 	// failUnknown: the message may have been stored; only a message with an
 	// id is sent again.
@@ -192,15 +194,17 @@ const (
 // waitCures reports a server's refusal that waiting cures: JetStream
 // "temporarily unavailable" (a cluster without a meta leader, a server
 // still starting), incomplete results from a cluster that lost a server,
-// and a placement that failed only because a server is offline (as during
-// a rolling restart).
+// a placement that failed only because a server is offline (as during
+// a rolling restart), and a message id whose earlier publish a clustered
+// stream is still storing (asked again once it is stored, the server
+// answers that the message is a duplicate).
 func waitCures(err error) bool {
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) {
 		return false
 	}
 	switch apiErr.ErrorCode {
-	case errCodeClusterNotAvailable, errCodeIncompleteResults, errCodeLastSeqNotReady:
+	case errCodeClusterNotAvailable, errCodeIncompleteResults, errCodeLastSeqNotReady, errCodeDuplicateInProcess:
 		return true
 	case errCodeNoPeers:
 		return strings.Contains(apiErr.Description, "peer offline")

@@ -22,6 +22,7 @@ func TestWaitCures(t *testing.T) {
 	}{
 		{"cluster temporarily unavailable", api(503, 10008, "JetStream system temporarily unavailable"), true},
 		{"incomplete results", api(503, 10004, "incomplete results"), true},
+		{"earlier attempt at the message id still being stored", api(409, 10158, "duplicate message id is in process"), true},
 		{"placement with a server offline", api(400, 10005, "no suitable peers for placement, peer offline"), true},
 		{"placement without enough servers", api(400, 10005, "no suitable peers for placement"), false},
 		{"placement without storage", api(400, 10005, "no suitable peers for placement, insufficient storage"), false},

@@ -320,8 +320,16 @@ func (d *delivery) settle(ctx context.Context, op settleOp, delay time.Duration,
 // when it does or the server cannot say, the consumer is between leaders
 // or its server is still starting, nothing was settled, and confirm sends
 // again after a pause, and after the connection is back, until ctx ends
-// (bus.ErrUnavailable). A settlement that ctx ends while it waits for its
-// answer is bus.ErrUnavailable too: the server did not confirm it.
+// (bus.ErrUnavailable).
+//
+// Each attempt waits for its answer at most firstAttemptTimeout, twice as
+// long after each attempt that got none, up to maxAttemptTimeout: a
+// request sent as the connection drops or the consumer's leader moves can
+// lose its answer, and one the consumer's servers cannot store for lack
+// of a majority gets none. Sending the settlement again is safe: the
+// server settles a delivery once and answers a repeated settlement as it
+// did the first. When ctx ends without an answer, it is bus.ErrUnavailable
+// too.
 func (d *delivery) confirm(ctx context.Context, body []byte) error {
 	if ctx.Err() != nil {
 		ctx = context.WithoutCancel(ctx)
@@ -332,20 +340,29 @@ func (d *delivery) confirm(ctx context.Context, body []byte) error {
 		defer cancel()
 	}
 	b := d.b
-	pause := retryPause
+	pause, timeout := retryPause, firstAttemptTimeout
 	var last error
 	for attempts := 1; ; attempts++ {
-		_, err := b.nc.RequestWithContext(ctx, d.reply, body)
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		sent := time.Now()
+		_, err := b.nc.RequestWithContext(actx, d.reply, body)
+		expired := actx.Err() != nil
+		cancel()
 		switch {
 		case err == nil:
 			return nil
-		case errors.Is(err, context.DeadlineExceeded):
-			// The consumer's leader took the settlement and did not answer
-			// before ctx ended: it cannot get a majority to apply it, or the
-			// answer was lost.
-			return &retryError{last: &brokerError{sentinel: bus.ErrUnavailable, cause: err, detail: fmt.Sprintf(
-				"the consumer %q of stream %q did not answer: the answer was lost, or its servers are electing a leader or too few of them run for a majority",
-				d.key.consumer, d.key.stream)}, end: err, attempts: attempts}
+		case expired && errors.Is(err, context.DeadlineExceeded):
+			last = &brokerError{sentinel: bus.ErrUnavailable, cause: err, detail: fmt.Sprintf(
+				"the consumer %q of stream %q did not answer within %s: its leader moved or stopped, its servers are starting, or too few of them run for a majority",
+				d.key.consumer, d.key.stream, time.Since(sent).Round(time.Millisecond))}
+			if ctx.Err() != nil {
+				return &retryError{last: last, end: ctx.Err(), attempts: attempts}
+			}
+			timeout = min(2*timeout, maxAttemptTimeout)
+			if err := b.awaitConnected(ctx, true); err != nil {
+				return &retryError{last: last, end: err, attempts: attempts}
+			}
+			continue
 		case !errors.Is(err, nats.ErrNoResponders):
 			if last != nil {
 				return &retryError{last: last, end: err, attempts: attempts}
