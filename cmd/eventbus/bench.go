@@ -75,6 +75,7 @@ func newBenchCmd(d deps, g *globals) *cobra.Command {
 	f.DurationVar(&o.cfg.LatencyDuration, "latency-duration", bench.DefaultLatencyDuration, "length of the latency scenario")
 	f.IntVar(&o.cfg.LatencyConcurrency, "latency-concurrency", bench.DefaultLatencyConcurrency, "trigger concurrency of the latency scenario")
 	f.BoolVar(&o.cfg.SkipSyncAlways, "skip-sync-always", false, "leave out the sync_always scenarios")
+	f.BoolVar(&o.cfg.Cluster, "cluster", false, "add raw publishes to R1 and R3 streams on a local 3-node cluster, default flush and sync_always")
 	f.StringVar(&o.cfg.PostgresDSN, "postgres", "", "PostgreSQL database of the postgres scenarios (default $DATABASE_URL; none: they are left out); they make schemas of their own there and drop them")
 	f.BoolVar(&o.cfg.PostgresOnly, "postgres-only", false, "measure the postgres scenarios only (the trigger then has no JetStream figure to compare with)")
 	f.IntVar(&o.cfg.PostgresBatchSize, "pg-batch-size", bench.DefaultPostgresBatchSize, "messages per call of the postgres batch publish scenarios")

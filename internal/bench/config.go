@@ -85,6 +85,9 @@ type Config struct {
 	LatencyConcurrency int
 	// SkipSyncAlways leaves out the scenarios that measure sync_always.
 	SkipSyncAlways bool
+	// Cluster adds the scenarios on a local 3-node cluster: R1 against R3
+	// streams, with the servers' default flush and with sync_always.
+	Cluster bool
 	// PostgresDSN is the database of the PostgreSQL scenarios, which make
 	// schemas of their own there and drop them at the end; empty leaves
 	// them out, with a note in the report.

@@ -156,6 +156,10 @@ func (s *Suite) Run(ctx context.Context) (*Report, error) {
 			r.steps += 3
 			phases = append(phases, r.syncAlways)
 		}
+		if cfg.Cluster {
+			r.steps += cfg.clusterSteps()
+			phases = append(phases, r.cluster)
+		}
 	}
 	r.steps += cfg.pgSteps() + cfg.watermillSteps()
 	phases = append(phases, func(ctx context.Context, _ string) error { return r.postgres(ctx) })
