@@ -12,8 +12,15 @@ import (
 	"github.com/wfeventbus/eventbus/internal/protomap"
 )
 
-// brokerTypes are the module types of a broker, the alias included.
-var brokerTypes = map[string]bool{"eventbus.broker": true, "infra.eventbus": true}
+// isBrokerType reports whether typ is the module type of a broker, the
+// alias included.
+func isBrokerType(typ string) bool {
+	switch typ {
+	case "eventbus.broker", "infra.eventbus":
+		return true
+	}
+	return false
+}
 
 // App is an app YAML as deploy sees it: the file as written, which runs
 // unchanged in the app's containers, and its broker modules.
@@ -67,7 +74,7 @@ func ParseApp(file string, data []byte) (*App, error) {
 			return nil, fmt.Errorf("%w: %s:%d: a module is a mapping with name, type and config", ErrApp, file, m.Line)
 		}
 		typ := scalar(mapValue(m, "type"))
-		if !brokerTypes[typ] {
+		if !isBrokerType(typ) {
 			continue
 		}
 		name := scalar(mapValue(m, "name"))
