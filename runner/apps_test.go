@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/wfeventbus/eventbus/eventbus"
@@ -110,8 +109,8 @@ func prepareApp(t *testing.T, name string, data []byte, env map[string]string) [
 	if err != nil {
 		t.Fatalf("%s does not parse:\n%v", name, err)
 	}
-	warnings := &warningBuffer{}
-	c, err := pluginserver.LaunchDirect(t.Context(), pluginserver.DirectConfig{Version: "1.0.0", Getenv: func(k string) string { return env[k] }, Warn: warnings.add})
+	warnings := &runner.PluginWarnings{}
+	c, err := pluginserver.LaunchDirect(t.Context(), pluginserver.DirectConfig{Version: "1.0.0", Getenv: func(k string) string { return env[k] }, Warn: warnTo(warnings)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,30 +119,14 @@ func prepareApp(t *testing.T, name string, data []byte, env map[string]string) [
 			t.Errorf("close the plugin: %v", err)
 		}
 	}()
-	r, err := runner.Prepare(t.Context(), cfg, runner.FromClient(c), nil, runner.WithPluginWarnings(warnings.take))
+	r, err := runner.Prepare(t.Context(), cfg, runner.FromClient(c), nil, runner.WithPluginWarnings(warnings.Take))
 	if err != nil {
 		t.Fatalf("%s: the plugin refuses it:\n%v", name, err)
 	}
 	return r.Warnings()
 }
 
-// warningBuffer collects the warnings of the plugin in this process for
-// the runner.
-type warningBuffer struct {
-	mu   sync.Mutex
-	list []runner.PluginWarning
-}
-
-func (b *warningBuffer) add(w eventbus.Warning) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.list = append(b.list, runner.PluginWarning{Field: w.Field, Message: w.Message})
-}
-
-func (b *warningBuffer) take() []runner.PluginWarning {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := b.list
-	b.list = nil
-	return out
+// warnTo hands the warnings of the plugin in this process to ws.
+func warnTo(ws *runner.PluginWarnings) func(eventbus.Warning) {
+	return func(w eventbus.Warning) { ws.Add(w.Field, w.Message) }
 }

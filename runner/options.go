@@ -2,6 +2,7 @@ package runner
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,4 +83,28 @@ func WithClock(now func() time.Time) Option {
 		o.now = now
 		return nil
 	}
+}
+
+// PluginWarnings collects the warnings a plugin in this process reports,
+// for WithPluginWarnings(w.Take). It is safe for concurrent use; the zero
+// value is ready.
+type PluginWarnings struct {
+	mu   sync.Mutex
+	list []PluginWarning
+}
+
+// Add records a warning about field ("" for the config as a whole).
+func (w *PluginWarnings) Add(field, message string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.list = append(w.list, PluginWarning{Field: field, Message: message})
+}
+
+// Take returns the warnings added since it was last called.
+func (w *PluginWarnings) Take() []PluginWarning {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.list
+	w.list = nil
+	return out
 }

@@ -368,9 +368,9 @@ func describe(ps []*runner.Problem, kinds bool) []string {
 
 // launch starts the eventbus plugin in this process, as eventbus validate
 // and run do, and closes it when the test ends.
-func launch(t *testing.T, env map[string]string, warnings *warningBuffer) runner.Plugin {
+func launch(t *testing.T, env map[string]string, warnings *runner.PluginWarnings) runner.Plugin {
 	t.Helper()
-	c, err := pluginserver.LaunchDirect(t.Context(), pluginserver.DirectConfig{Version: "1.0.0", Getenv: func(k string) string { return env[k] }, Warn: warnings.add})
+	c, err := pluginserver.LaunchDirect(t.Context(), pluginserver.DirectConfig{Version: "1.0.0", Getenv: func(k string) string { return env[k] }, Warn: warnTo(warnings)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,8 +394,8 @@ func parseApp(t *testing.T, src string, env map[string]string) *runner.Config {
 // validateApp checks src as eventbus validate does.
 func validateApp(t *testing.T, src string, env map[string]string) (problems, warnings []string) {
 	t.Helper()
-	buf := &warningBuffer{}
-	r, err := runner.Prepare(t.Context(), parseApp(t, src, env), launch(t, env, buf), nil, runner.WithPluginWarnings(buf.take))
+	buf := &runner.PluginWarnings{}
+	r, err := runner.Prepare(t.Context(), parseApp(t, src, env), launch(t, env, buf), nil, runner.WithPluginWarnings(buf.Take))
 	var ce *runner.ConfigError
 	switch {
 	case errors.As(err, &ce):
@@ -411,9 +411,9 @@ func validateApp(t *testing.T, src string, env map[string]string) (problems, war
 // whether the app started.
 func runApp(t *testing.T, src string, env map[string]string) (problems, warnings []string, started bool) {
 	t.Helper()
-	buf := &warningBuffer{}
+	buf := &runner.PluginWarnings{}
 	logs := &warningLog{}
-	r, err := runner.New(parseApp(t, src, env), launch(t, env, buf), slog.New(logs), runner.WithPluginWarnings(buf.take))
+	r, err := runner.New(parseApp(t, src, env), launch(t, env, buf), slog.New(logs), runner.WithPluginWarnings(buf.Take))
 	var ce *runner.ConfigError
 	switch {
 	case errors.As(err, &ce):

@@ -81,8 +81,8 @@ func runApp(ctx context.Context, d deps, logger *slog.Logger, file string, o *ru
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	var fw runner.Forwarder
-	warnings := &warningBuffer{}
-	c, metricsURL, err := openPlugin(ctx, d, logger, file, o, reg, fw.TriggerWorkflow, warnings.add)
+	warnings := &runner.PluginWarnings{}
+	c, metricsURL, err := openPlugin(ctx, d, logger, file, o, reg, fw.TriggerWorkflow, warnTo(warnings))
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func runApp(ctx context.Context, d deps, logger *slog.Logger, file string, o *ru
 
 	opts := []runner.Option{runner.WithRegisterer(reg), runner.WithShutdownTimeout(o.shutdownTimeout)}
 	if pluginMode(o) == "in-process" {
-		opts = append(opts, runner.WithPluginWarnings(warnings.take))
+		opts = append(opts, runner.WithPluginWarnings(warnings.Take))
 	}
 	r, err := runner.PrepareFile(ctx, file, d.lookupEnv, livePlugin{runner.FromClient(c), c}, logger, opts...)
 	var ce *runner.ConfigError

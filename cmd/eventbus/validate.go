@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -47,13 +46,13 @@ func validateApp(ctx context.Context, d deps, logger *slog.Logger, file, plugin 
 		opts []runner.Option
 	)
 	if plugin == "" {
-		warnings := &warningBuffer{}
+		warnings := &runner.PluginWarnings{}
 		getenv := func(k string) string { v, _ := d.lookupEnv(k); return v }
-		c, err = pluginserver.LaunchDirect(ctx, pluginserver.DirectConfig{Version: d.version, Logger: pluginLogger(logger), Getenv: getenv, Warn: warnings.add}, wfplugin.WithLogger(logger), wfplugin.WithName(pluginName))
+		c, err = pluginserver.LaunchDirect(ctx, pluginserver.DirectConfig{Version: d.version, Logger: pluginLogger(logger), Getenv: getenv, Warn: warnTo(warnings)}, wfplugin.WithLogger(logger), wfplugin.WithName(pluginName))
 		if err != nil {
 			return fmt.Errorf("start the plugin: %w", err)
 		}
-		opts = append(opts, runner.WithPluginWarnings(warnings.take))
+		opts = append(opts, runner.WithPluginWarnings(warnings.Take))
 	} else if c, err = launchPlugin(ctx, plugin, logger); err != nil {
 		return err
 	}
@@ -78,23 +77,8 @@ func printWarnings(d deps, warnings []*runner.Problem) {
 	}
 }
 
-// warningBuffer hands the warnings of the plugin in this process to the
-// runner, which places each at the field it is about.
-type warningBuffer struct {
-	mu   sync.Mutex
-	list []runner.PluginWarning
-}
-
-func (b *warningBuffer) add(w eventbus.Warning) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.list = append(b.list, runner.PluginWarning{Field: w.Field, Message: w.Message})
-}
-
-func (b *warningBuffer) take() []runner.PluginWarning {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := b.list
-	b.list = nil
-	return out
+// warnTo hands the warnings of the plugin in this process to ws, from
+// which the runner places each at the field it is about.
+func warnTo(ws *runner.PluginWarnings) func(eventbus.Warning) {
+	return func(w eventbus.Warning) { ws.Add(w.Field, w.Message) }
 }
