@@ -189,17 +189,7 @@ func loseQuorum(t *testing.T, leaderLeft bool) *quorumLoss {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := jetstream.Connect(ctx, jetstream.ConnectConfig{URLs: []string{srv.ClientURL()}, Name: t.Name()},
-		nats.ReconnectWait(20*time.Millisecond), nats.IgnoreDiscoveredServers())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := jetstream.New(nc, jetstream.WithOwnedConn())
-	if err != nil {
-		nc.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b, _ := pinnedBus(t, ctx, srv.ClientURL())
 	if _, err := c.WaitStreamPublishable(ctx, "LOST", "lost.a"); err != nil {
 		t.Fatal(err)
 	}
@@ -397,17 +387,7 @@ func TestPublishWhoseReplyIsLost(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	proxy := newCutProxy(t, srv.ClientURL()[len("nats://"):])
-	nc, err := jetstream.Connect(ctx, jetstream.ConnectConfig{URLs: []string{proxy.url()}, Name: t.Name()},
-		nats.ReconnectWait(20*time.Millisecond), nats.IgnoreDiscoveredServers())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := jetstream.New(nc, jetstream.WithOwnedConn())
-	if err != nil {
-		nc.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b, nc := pinnedBus(t, ctx, proxy.url())
 	if _, err := b.EnsureStream(ctx, bus.StreamConfig{Name: "CUT", Subjects: []string{"cut.>"}}); err != nil {
 		t.Fatal(err)
 	}
