@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wfeventbus/eventbus/bus"
 )
@@ -742,6 +743,43 @@ func waitFor(ctx context.Context, look func() (string, error)) (string, error) {
 		case <-ctx.Done():
 			return "", fmt.Errorf("%w: %w", err, ctx.Err())
 		case <-time.After(clusterPoll):
+		}
+	}
+}
+
+// errCodeNoPeers is JetStream's answer to a stream its meta leader cannot
+// place yet: a server it has not heard from lately counts as offline.
+const errCodeNoPeers jetstream.ErrorCode = 10005
+
+// CreateStream bounds each stream create request by createAttempt and
+// pauses createPause before it sends one again.
+const (
+	createAttempt = 5 * time.Second
+	createPause   = 100 * time.Millisecond
+)
+
+// CreateStream creates a stream through js on a cluster that may have just
+// formed or lost a server. It sends the request again while ctx allows when
+// the answer is lost, which happens while a meta leader is elected, or when
+// the meta leader cannot place the stream yet. Creating a stream with the
+// same config again is a no-op, so a repeated request is harmless.
+func CreateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, createAttempt)
+		s, err := js.CreateStream(actx, cfg)
+		cancel()
+		if err == nil {
+			return s, nil
+		}
+		var apiErr *jetstream.APIError
+		retry := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeNoPeers)
+		if !retry || ctx.Err() != nil {
+			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		case <-time.After(createPause):
 		}
 	}
 }

@@ -44,7 +44,9 @@ func ExampleStartCluster() {
 		fmt.Println(err)
 		return
 	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Replicas: 3}); err != nil {
+	// A cluster that has just formed may lose a request's answer while it
+	// settles: embedded.CreateStream asks again.
+	if _, err := embedded.CreateStream(ctx, js, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Replicas: 3}); err != nil {
 		fmt.Println(err)
 		return
 	}

@@ -79,23 +79,15 @@ func publishAll(t *testing.T, ctx context.Context, js jetstream.JetStream, subje
 	}
 }
 
-// createStream creates a stream, sending the request again while ctx
-// allows when it gets no answer: a request whose answer a busy cluster
-// loses would otherwise wait out the whole test. Creating a stream with the
-// same config again is a no-op.
+// createStream creates a stream with embedded.CreateStream and fails the
+// test when that does not succeed while ctx allows.
 func createStream(t *testing.T, ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) jetstream.Stream {
 	t.Helper()
-	for {
-		actx, cancel := context.WithTimeout(ctx, hangGuard/6)
-		s, err := js.CreateStream(actx, cfg)
-		cancel()
-		if err == nil {
-			return s
-		}
-		if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("create stream %s: %v", cfg.Name, err)
-		}
+	s, err := embedded.CreateStream(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return s
 }
 
 // A cluster elects a meta leader before StartCluster returns, takes an R3

@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wfeventbus/eventbus/bus/embedded"
 )
 
 // hangGuard bounds every wait in these tests so that a broken command fails
@@ -201,13 +203,14 @@ func jetStreamClient(t *testing.T, url string) (*nats.Conn, jetstream.JetStream)
 	return nc, js
 }
 
-// createStream declares a file stream capturing subjects.
+// createStream declares a file stream capturing subjects, asking again
+// while a cluster loses the answer.
 func createStream(t *testing.T, js jetstream.JetStream, name string, subjects ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
 	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: subjects}); err != nil {
-		t.Fatalf("create stream %s: %v", name, err)
+	if _, err := embedded.CreateStream(ctx, js, jetstream.StreamConfig{Name: name, Subjects: subjects}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -55,7 +55,7 @@ func TestServerCluster(t *testing.T) {
 
 	_, js := jetStreamClient(t, urls)
 	ctx := t.Context()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Replicas: 3}); err != nil {
+	if _, err := embedded.CreateStream(ctx, js, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Replicas: 3}); err != nil {
 		t.Fatalf("create R3 stream: %v", err)
 	}
 	waitStreamLeader(t, js, "ORDERS")
@@ -132,7 +132,7 @@ func TestStreamsCluster(t *testing.T) {
 	t.Cleanup(func() { _ = c.Shutdown(context.Background()) })
 	urls := c.URLs()
 	_, js := jetStreamClient(t, urls)
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3}); err != nil {
+	if _, err := embedded.CreateStream(ctx, js, jetstream.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3}); err != nil {
 		t.Fatal(err)
 	}
 	createStream(t, js, "R1", "r1.>")

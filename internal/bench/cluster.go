@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -124,7 +123,7 @@ func clusterPublisher(ctx context.Context, c *embedded.Cluster, replicas int) (j
 		// One stream at a time takes the bench subjects.
 		_ = ajs.DeleteStream(ctx, streamName+"_R1")
 	}
-	if err := createClusterStream(ctx, ajs, jetstream.StreamConfig{
+	if _, err := embedded.CreateStream(ctx, ajs, jetstream.StreamConfig{
 		Name: name, Subjects: []string{streamSubjects}, Storage: jetstream.FileStorage, Replicas: replicas,
 	}); err != nil {
 		return nil, nil, err
@@ -150,33 +149,4 @@ func clusterPublisher(ctx context.Context, c *embedded.Cluster, replicas int) (j
 		return nil, nil, err
 	}
 	return js, nc, nil
-}
-
-// errCodeNoPeers is JetStream's answer to a stream its meta leader cannot
-// place yet: a server it has not heard from lately counts as offline.
-const errCodeNoPeers jetstream.ErrorCode = 10005
-
-// createClusterStream creates a stream on a cluster that has just formed,
-// sending the request again while ctx allows when the meta leader cannot
-// place the stream yet or its answer is lost; a create with the same config
-// is a no-op.
-func createClusterStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
-	for {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := js.CreateStream(actx, cfg)
-		cancel()
-		var apiErr *jetstream.APIError
-		retry := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeNoPeers)
-		if err == nil || !retry || ctx.Err() != nil {
-			if err != nil {
-				return fmt.Errorf("create stream %s: %w", cfg.Name, err)
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
