@@ -40,30 +40,48 @@ func publish(t *testing.T, ctx context.Context, js jetstream.JetStream, subject,
 }
 
 // readStream reads the messages of stream on subject from the start until
-// it has n of them, and returns them in stream order.
+// it has n of them, and returns them in stream order. On a cluster a read
+// can go unanswered while the stream's servers elect a leader or catch up:
+// it is started again.
 func readStream(t *testing.T, ctx context.Context, js jetstream.JetStream, stream, subject string, n int) []jetstream.Msg {
 	t.Helper()
+	for {
+		out, err := readStreamOnce(ctx, js, stream, subject, n)
+		if err == nil {
+			return out
+		}
+		transient := errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+		if ctx.Err() != nil || !transient {
+			t.Fatalf("read %s on %s: %d of %d messages: %v", subject, stream, len(out), n, err)
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+// readStreamOnce is one attempt of readStream: what it read, and the error
+// that stopped it.
+func readStreamOnce(ctx context.Context, js jetstream.JetStream, stream, subject string, n int) ([]jetstream.Msg, error) {
 	c, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
 	if err != nil {
-		t.Fatalf("read %s on %s: %v", subject, stream, err)
+		return nil, err
 	}
 	var out []jetstream.Msg
 	for len(out) < n {
-		if ctx.Err() != nil {
-			t.Fatalf("read %s on %s: %d of %d messages before %v", subject, stream, len(out), n, ctx.Err())
+		if err := ctx.Err(); err != nil {
+			return out, err
 		}
 		batch, err := c.Fetch(n-len(out), jetstream.FetchMaxWait(time.Second))
 		if err != nil {
-			t.Fatalf("read %s on %s: %v", subject, stream, err)
+			return out, err
 		}
 		for m := range batch.Messages() {
 			out = append(out, m)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			t.Fatalf("read %s on %s: %v", subject, stream, err)
+			return out, err
 		}
 	}
-	return out
+	return out, nil
 }
 
 // eventually polls cond until it reports true; the test fails if ctx ends

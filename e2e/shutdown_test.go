@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -215,5 +216,96 @@ func TestCleanStopHandsBackHeldTasks(t *testing.T) {
 			return ok && n >= tasks, state + "; done: " + strconv.FormatUint(n, 10)
 		})
 		checkDoneOnce(t, ctx, js, tasks)
+	})
+}
+
+// TestStopsInABurst stops an app with SIGINT again and again while tasks
+// are published to it and its trigger is busy, and starts it again on the
+// same store. What a stop interrupted (tasks taken and not started, tasks
+// on their way to the app) is handed back for the next start: with an ack
+// wait of an hour, the last start reports every stored task exactly once.
+func TestStopsInABurst(t *testing.T) {
+	t.Parallel()
+	inEachMode(t, func(t *testing.T, m mode) {
+		const rounds = 5
+		ctx := guard(t, testGuard)
+		file := repoPath(t, "e2e/testdata/backlog/app.yaml")
+		var (
+			store string
+			// stored are the tasks whose publish was confirmed; maybe are
+			// those whose publish failed as the app stopped, which the
+			// broker may or may not have stored.
+			stored, maybe = map[int]bool{}, map[int]bool{}
+			next          = 1
+		)
+		for round := range rounds {
+			a := startApp(t, file, appConfig{mode: m, store: store, env: []string{"TASK_WAIT=20ms"}})
+			store = a.store
+			js := connect(t, a)
+			publishing := make(chan struct{})
+			go func() {
+				defer close(publishing)
+				for ; ; next++ {
+					pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+					_, err := js.Publish(pctx, "tasks.new", fmt.Appendf(nil, `{"n":%d}`, next))
+					cancel()
+					if err != nil {
+						maybe[next] = true
+						next++
+						return
+					}
+					stored[next] = true
+					time.Sleep(2 * time.Millisecond)
+				}
+			}()
+			started := 0
+			if _, err := a.log.waitFor(ctx, func(r record) bool {
+				if strings.HasSuffix(r.msg(), " started") && r.str("pipeline") == "backlog-task" {
+					started++
+				}
+				return started >= 20
+			}); err != nil {
+				t.Fatalf("round %d: %d tasks started: %v", round, started, err)
+			}
+			a.signal(t, syscall.SIGINT)
+			if code := a.wait(t, ctx); code != 0 {
+				t.Fatalf("round %d: exit code after SIGINT = %d, want 0", round, code)
+			}
+			<-publishing
+		}
+
+		last := startApp(t, file, appConfig{mode: m, store: store, env: []string{"TASK_WAIT=1ms"}})
+		js := connect(t, last)
+		eventually(t, ctx, "every task processed", func() (bool, string) {
+			ok, state := settled(ctx, js, "TASKS", "task-worker")
+			n, err := streamMsgs(ctx, js, "DONE")
+			if err != nil {
+				return false, err.Error()
+			}
+			return ok && n >= uint64(len(stored)), fmt.Sprintf("%s; done: %d of %d stored", state, n, len(stored))
+		})
+		n, err := streamMsgs(ctx, js, "DONE")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := map[int]int{}
+		for _, msg := range readStream(t, ctx, js, "DONE", "done.>", int(n)) {
+			task, err := strconv.Atoi(strings.TrimPrefix(msg.Subject(), "done."))
+			if err != nil {
+				t.Fatalf("result subject %q", msg.Subject())
+			}
+			done[task]++
+		}
+		t.Logf("%d tasks stored in %d stops (%d more may have been), %d reported", len(stored), rounds, len(maybe), n)
+		for task := range stored {
+			if done[task] != 1 {
+				t.Errorf("task %d reported %d times, want once", task, done[task])
+			}
+		}
+		for task, c := range done {
+			if !stored[task] && (!maybe[task] || c != 1) {
+				t.Errorf("task %d reported %d times; it was never stored", task, c)
+			}
+		}
 	})
 }

@@ -126,6 +126,7 @@ type testCase struct {
 func cases() []testCase {
 	return []testCase{
 		{name: "RoundTrip", run: testRoundTrip},
+		{name: "ShortWaits", run: testShortWaits},
 		{name: "AckStopsRedelivery", run: testAckStopsRedelivery},
 		{name: "NakRedelivers", run: testNakRedelivers},
 		{name: "NakDelay", skip: requires("NakDelay", func(f Features) bool { return f.NakDelay }), run: testNakDelay},

@@ -75,6 +75,36 @@ func testRoundTrip(t *testing.T, s *suite) {
 	}
 }
 
+// testShortWaits fetches with waits shorter than a broker can wait: an
+// empty consumer gives nothing and no error, and fetches as short bring a
+// message that waits.
+func testShortWaits(t *testing.T, s *suite) {
+	f := s.setup(t)
+	ctx := guard(t)
+	// A first message fetched with the usual wait shows the consumer is
+	// served: a wait of a few milliseconds is too short to ride out the
+	// election of its first leader on a cluster.
+	f.publish(t, "first", 1)
+	if err := f.receive(t, 1)[0].Ack(ctx); err != nil {
+		t.Fatalf("Ack: %v", err)
+	}
+	for _, wait := range []time.Duration{time.Nanosecond, time.Millisecond} {
+		f.expectNone(t, wait)
+		f.publish(t, "short", 1)
+		var msgs []*bus.Message
+		for fetches := 1; len(msgs) == 0; fetches++ {
+			var err error
+			msgs, err = f.bus.Fetch(ctx, f.stream, f.consumer, bus.FetchOptions{Batch: 1, MaxWait: wait})
+			if err != nil {
+				t.Fatalf("fetch %d with MaxWait %s: %v", fetches, wait, err)
+			}
+		}
+		if err := msgs[0].Ack(ctx); err != nil {
+			t.Fatalf("Ack: %v", err)
+		}
+	}
+}
+
 // testAckStopsRedelivery acks one message by each route and checks that
 // neither comes back after the ack wait.
 func testAckStopsRedelivery(t *testing.T, s *suite) {

@@ -15,8 +15,9 @@ import (
 // DefaultFetchMaxWait is how long Fetch waits when FetchOptions.MaxWait is 0.
 const DefaultFetchMaxWait = 5 * time.Second
 
-// minFetchWait is the shortest pull the server is asked for; a context with
-// less time left than that fails with its own error instead.
+// minFetchWait is the shortest pull the server is asked for: a shorter
+// MaxWait waits this long, and a context with less time left than that
+// fails with its own error instead.
 const minFetchWait = 10 * time.Millisecond
 
 // fetchOptions checks opts and fills in the defaults.
@@ -64,6 +65,7 @@ func (b *Bus) Fetch(ctx context.Context, stream, consumer string, opts bus.Fetch
 	if err != nil {
 		return nil, err
 	}
+	wait = max(wait, minFetchWait)
 	// The server ends the pull a little before ctx does, so that messages
 	// it sends are not lost to a canceled wait.
 	if deadline, ok := ctx.Deadline(); ok {

@@ -528,3 +528,83 @@ func TestPullFailuresDoNotFloodTheLog(t *testing.T) {
 		t.Fatal("the subscription did not resume once its consumer was back")
 	}
 }
+
+// TestStopInABurst stops and starts subscriptions again and again while
+// messages are published as fast as they can be. Each stop hands back what
+// the server sent that no handler started, so with an ack wait of an hour
+// every message is handled in the end, and exactly once: a handled
+// message is never handed back.
+func TestStopInABurst(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stream := e.stream(t, "BURST", bus.StreamConfig{})
+	consumer := e.consumer(t, stream, "c", bus.ConsumerConfig{AckWait: time.Hour})
+	ctx := testContext(t)
+
+	var (
+		mu      sync.Mutex
+		handled = map[uint64]int{}
+	)
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled)
+	}
+	h := func(ctx context.Context, m *bus.Message) {
+		mu.Lock()
+		handled[m.StreamSequence]++
+		mu.Unlock()
+		_ = m.Ack(ctx)
+	}
+
+	stopPublishing := make(chan struct{})
+	published := make(chan int)
+	go func() {
+		n := 0
+		defer func() { published <- n }()
+		for {
+			select {
+			case <-stopPublishing:
+				return
+			default:
+			}
+			if _, err := e.bus.Publish(ctx, bus.OutgoingMessage{Subject: fmt.Sprintf("BURST.%d", n%8), Payload: []byte("x")}); err != nil {
+				t.Errorf("publish %d: %v", n, err)
+				return
+			}
+			n++
+		}
+	}()
+
+	const rounds = 10
+	for round := range rounds {
+		before := count()
+		sub, err := e.bus.Subscribe(ctx, stream, consumer, h, bus.SubscribeOptions{Concurrency: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, fmt.Sprintf("round %d to handle 100 messages", round), func() bool { return count() >= before+100 })
+		if err := sub.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stopPublishing)
+	total := <-published
+
+	sub, err := e.bus.Subscribe(ctx, stream, consumer, h, bus.SubscribeOptions{Concurrency: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, fmt.Sprintf("all %d messages to be handled", total), func() bool { return count() == total })
+	if err := sub.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d messages published in %d stops, %d handled", total, rounds, len(handled))
+	for seq, n := range handled {
+		if n != 1 || seq < 1 || seq > uint64(total) {
+			t.Errorf("message %d handled %d times, want once", seq, n)
+		}
+	}
+}
