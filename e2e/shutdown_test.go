@@ -160,6 +160,26 @@ func checkDoneOnce(t *testing.T, ctx context.Context, js jetstream.JetStream, ta
 	}
 }
 
+// taskStarted reports whether r is the backlog app's record of a task
+// starting.
+func taskStarted(r record) bool {
+	return strings.HasSuffix(r.msg(), " started") && r.str("pipeline") == "backlog-task"
+}
+
+// waitTasksStarted waits until the backlog app a has started n tasks.
+func waitTasksStarted(t *testing.T, ctx context.Context, a *app, n int) {
+	t.Helper()
+	started := 0
+	if _, err := a.log.waitFor(ctx, func(r record) bool {
+		if taskStarted(r) {
+			started++
+		}
+		return started >= n
+	}); err != nil {
+		t.Fatalf("%d of %d tasks started: %v", started, n, err)
+	}
+}
+
 // TestCleanStopHandsBackHeldTasks stops an app with SIGINT while a backlog
 // waits and runs are in flight: the app must exit 0 without logging a
 // warning or an error, and the tasks it had taken but not started must be
@@ -176,15 +196,7 @@ func TestCleanStopHandsBackHeldTasks(t *testing.T) {
 		for n := 1; n <= tasks; n++ {
 			publish(t, ctx, js, "tasks.new", fmt.Sprintf(`{"n":%d}`, n))
 		}
-		started := 0
-		if _, err := first.log.waitFor(ctx, func(r record) bool {
-			if strings.HasSuffix(r.msg(), " started") && r.str("pipeline") == "backlog-task" {
-				started++
-			}
-			return started >= 8
-		}); err != nil {
-			t.Fatalf("%d tasks started: %v", started, err)
-		}
+		waitTasksStarted(t, ctx, first, 8)
 		first.signal(t, syscall.SIGINT)
 		if code := first.wait(t, ctx); code != 0 {
 			t.Fatalf("exit code after SIGINT = %d, want 0", code)
@@ -197,7 +209,7 @@ func TestCleanStopHandsBackHeldTasks(t *testing.T) {
 		// The stop came with a backlog waiting.
 		ran := 0
 		for _, r := range first.log.records() {
-			if strings.HasSuffix(r.msg(), " started") && r.str("pipeline") == "backlog-task" {
+			if taskStarted(r) {
 				ran++
 			}
 		}
@@ -258,15 +270,7 @@ func TestStopsInABurst(t *testing.T) {
 					time.Sleep(2 * time.Millisecond)
 				}
 			}()
-			started := 0
-			if _, err := a.log.waitFor(ctx, func(r record) bool {
-				if strings.HasSuffix(r.msg(), " started") && r.str("pipeline") == "backlog-task" {
-					started++
-				}
-				return started >= 20
-			}); err != nil {
-				t.Fatalf("round %d: %d tasks started: %v", round, started, err)
-			}
+			waitTasksStarted(t, ctx, a, 20)
 			a.signal(t, syscall.SIGINT)
 			if code := a.wait(t, ctx); code != 0 {
 				t.Fatalf("round %d: exit code after SIGINT = %d, want 0", round, code)
