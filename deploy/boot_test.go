@@ -1,7 +1,6 @@
 package deploy_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -57,15 +56,7 @@ func TestRenderedNATSConfigBoots(t *testing.T) {
 	})
 	t.Run("digitalocean.app_platform", func(t *testing.T) {
 		t.Parallel()
-		data, err := os.ReadFile("testdata/shop.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		data = bytes.Replace(data, []byte("deploy_target: kubernetes"), []byte("deploy_target: digitalocean.app_platform"), 1)
-		app, err := deploy.ParseApp("shop.yaml", data)
-		if err != nil {
-			t.Fatal(err)
-		}
+		app, _ := loadShopOnAppPlatform(t)
 		var spec godo.AppSpec
 		strict(t, "app-spec.yaml", render(t, app, deploy.Options{}).Files[0].Data, &spec)
 		var servers []bootedServer
@@ -90,11 +81,11 @@ func TestRenderedNATSConfigBoots(t *testing.T) {
 
 // bootRendered starts servers as local nats-server processes of bin, each
 // with its configuration remapped to loopback ports (three a server, from
-// free) and a directory of its own: the pid file line pidFile (when not empty), the store directory, the
-// listen addresses and the routes, which name server j as route (a format
-// taking j). It then creates an R3 stream on them, publishes to it, and
-// checks that the cluster is named cluster and that every server answers
-// its health checks.
+// free) and a directory of its own: the pid file line pidFile (when not
+// empty), the store directory, the listen addresses and the routes, which
+// name server j as route (a format taking j). It then creates an R3 stream
+// on them, publishes to it, and checks that the cluster is named cluster
+// and that every server answers its health checks.
 func bootRendered(t *testing.T, bin, cluster string, servers []bootedServer, free []int, pidFile, route string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), bootGuard)

@@ -34,6 +34,23 @@ func loadShop(t *testing.T) *deploy.App {
 	return app
 }
 
+// loadShopOnAppPlatform loads testdata/shop.yaml with its broker's
+// deploy_target set to digitalocean.app_platform, and returns it with the
+// YAML it was parsed from.
+func loadShopOnAppPlatform(t *testing.T) (*deploy.App, []byte) {
+	t.Helper()
+	data, err := os.ReadFile("testdata/shop.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = bytes.Replace(data, []byte("deploy_target: kubernetes"), []byte("deploy_target: digitalocean.app_platform"), 1)
+	app, err := deploy.ParseApp("shop.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app, data
+}
+
 func render(t *testing.T, app *deploy.App, opts deploy.Options) *deploy.Result {
 	t.Helper()
 	if opts.Name == "" {
@@ -289,15 +306,7 @@ func TestNATSChart(t *testing.T) {
 
 func TestAppPlatform(t *testing.T) {
 	t.Parallel()
-	data, err := os.ReadFile("testdata/shop.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	data = bytes.Replace(data, []byte("deploy_target: kubernetes"), []byte("deploy_target: digitalocean.app_platform"), 1)
-	app, err := deploy.ParseApp("shop.yaml", data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	app, data := loadShopOnAppPlatform(t)
 	res := render(t, app, deploy.Options{Image: "registry.digitalocean.com/acme/shop:1.0", AppReplicas: 3})
 	if len(res.Files) != 1 || res.Files[0].Name != "app-spec.yaml" || !res.Files[0].Secret {
 		t.Fatalf("files %+v, want app-spec.yaml holding the token key", res.Files)

@@ -257,16 +257,17 @@ func TestStopsInABurst(t *testing.T) {
 			publishing := make(chan struct{})
 			go func() {
 				defer close(publishing)
-				for ; ; next++ {
+				for {
+					task := next
+					next++
 					pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-					_, err := js.Publish(pctx, "tasks.new", fmt.Appendf(nil, `{"n":%d}`, next))
+					_, err := js.Publish(pctx, "tasks.new", fmt.Appendf(nil, `{"n":%d}`, task))
 					cancel()
 					if err != nil {
-						maybe[next] = true
-						next++
+						maybe[task] = true
 						return
 					}
-					stored[next] = true
+					stored[task] = true
 					time.Sleep(2 * time.Millisecond)
 				}
 			}()

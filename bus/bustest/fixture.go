@@ -191,32 +191,36 @@ func (f *fixture) collect(t *testing.T, n int, ack bool) []*bus.Message {
 		if time.Since(last) > hangGuard {
 			t.Fatalf("no message arrived for %v after %d of %d", hangGuard, len(got), n)
 		}
-		want := min(n-len(got), collectBatch)
-		ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
-		batch, err := f.bus.Fetch(ctx, f.stream, f.consumer, bus.FetchOptions{Batch: want, MaxWait: fetchWait})
-		if err != nil {
-			cancel()
-			t.Fatalf("Fetch after %d of %d messages: %v", len(got), n, err)
-		}
-		if len(batch) > want {
-			cancel()
-			t.Fatalf("Fetch with Batch %d returned %d messages", want, len(batch))
-		}
-		if ack {
-			for _, m := range batch {
-				if err := m.Ack(ctx); err != nil {
-					cancel()
-					t.Fatalf("Ack %s: %v", describe(m), err)
-				}
-			}
-		}
-		cancel()
+		batch := f.fetchBatch(t, min(n-len(got), collectBatch), ack, len(got), n)
 		if len(batch) > 0 {
 			last = time.Now()
 		}
 		got = append(got, batch...)
 	}
 	return got
+}
+
+// fetchBatch is one fetch of collect, for up to want messages after it
+// has had of n, acked if ack is set, bounded by hangGuard.
+func (f *fixture) fetchBatch(t *testing.T, want int, ack bool, had, n int) []*bus.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+	defer cancel()
+	batch, err := f.bus.Fetch(ctx, f.stream, f.consumer, bus.FetchOptions{Batch: want, MaxWait: fetchWait})
+	if err != nil {
+		t.Fatalf("Fetch after %d of %d messages: %v", had, n, err)
+	}
+	if len(batch) > want {
+		t.Fatalf("Fetch with Batch %d returned %d messages", want, len(batch))
+	}
+	if ack {
+		for _, m := range batch {
+			if err := m.Ack(ctx); err != nil {
+				t.Fatalf("Ack %s: %v", describe(m), err)
+			}
+		}
+	}
+	return batch
 }
 
 // expectNone fetches once with MaxWait wait and fails the case if anything

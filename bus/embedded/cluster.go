@@ -747,10 +747,6 @@ func waitFor(ctx context.Context, look func() (string, error)) (string, error) {
 	}
 }
 
-// errCodeNoPeers is JetStream's answer to a stream its meta leader cannot
-// place yet: a server it has not heard from lately counts as offline.
-const errCodeNoPeers jetstream.ErrorCode = 10005
-
 // CreateStream bounds each stream create request by createAttempt and
 // pauses createPause before it sends one again.
 const (
@@ -761,8 +757,9 @@ const (
 // CreateStream creates a stream through js on a cluster that may have just
 // formed or lost a server. It sends the request again while ctx allows when
 // the answer is lost, which happens while a meta leader is elected, or when
-// the meta leader cannot place the stream yet. Creating a stream with the
-// same config again is a no-op, so a repeated request is harmless.
+// the meta leader cannot place the stream yet (a server it has not heard
+// from lately counts as offline). Creating a stream with the same config
+// again is a no-op, so a repeated request is harmless.
 func CreateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	for {
 		actx, cancel := context.WithTimeout(ctx, createAttempt)
@@ -772,8 +769,8 @@ func CreateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 			return s, nil
 		}
 		var apiErr *jetstream.APIError
-		retry := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeNoPeers)
-		if !retry || ctx.Err() != nil {
+		noPeers := errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.ErrorCode(server.JSClusterNoPeersErrF)
+		if !noPeers && !errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
 		}
 		select {

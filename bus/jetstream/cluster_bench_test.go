@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/wfeventbus/eventbus/bus"
 	"github.com/wfeventbus/eventbus/bus/embedded"
 	"github.com/wfeventbus/eventbus/bus/jetstream"
@@ -172,15 +170,6 @@ func benchClusterPublish(b *testing.B, bc *benchCluster, replicas int, how strin
 // benchBus returns a bus on a connection to urls, closed when b ends.
 func benchBus(b *testing.B, urls []string) *jetstream.Bus {
 	b.Helper()
-	nc, err := jetstream.Connect(context.Background(), jetstream.ConnectConfig{URLs: urls, Name: b.Name()}, nats.ReconnectWait(20*time.Millisecond))
-	if err != nil {
-		b.Fatal(err)
-	}
-	jb, err := jetstream.New(nc, jetstream.WithOwnedConn())
-	if err != nil {
-		nc.Close()
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = jb.Close() })
+	jb, _ := connectBus(b, jetstream.ConnectConfig{URLs: urls, Name: b.Name()}, nil)
 	return jb
 }

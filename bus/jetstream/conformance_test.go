@@ -93,20 +93,7 @@ func startConformanceCluster(t *testing.T) *embedded.Cluster {
 // server of c and reconnects forever, and that connection.
 func clusterBus(t *testing.T, c *embedded.Cluster, opts ...jetstream.Option) (*jetstream.Bus, *nats.Conn) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
-	defer cancel()
-	nc, err := jetstream.Connect(ctx, jetstream.ConnectConfig{URLs: c.ClientURLs(), Name: t.Name()},
-		nats.ReconnectWait(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := jetstream.New(nc, append(opts, jetstream.WithOwnedConn())...)
-	if err != nil {
-		nc.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b, nc
+	return connectBus(t, jetstream.ConnectConfig{URLs: c.ClientURLs(), Name: t.Name()}, nil, opts...)
 }
 
 // rollingRestart restarts the servers of c one after the other, those
@@ -230,33 +217,11 @@ func conformanceEnv(t *testing.T, cfg embedded.Config) bustest.Env {
 	cfg.Port = srv.Port()
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 
-	nc, err := jetstream.Connect(ctx, jetstream.ConnectConfig{URLs: []string{srv.ClientURL()}, Name: t.Name()},
-		nats.ReconnectWait(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := jetstream.New(nc, jetstream.WithOwnedConn())
-	if err != nil {
-		nc.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b, _ := connectBus(t, jetstream.ConnectConfig{URLs: []string{srv.ClientURL()}, Name: t.Name()}, nil)
 
 	connect := func(t *testing.T, opts ...jetstream.Option) bus.Bus {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
-		defer cancel()
-		nc, err := jetstream.Connect(ctx, jetstream.ConnectConfig{URLs: []string{srv.ClientURL()}, Name: t.Name() + "-second"},
-			nats.ReconnectWait(20*time.Millisecond))
-		if err != nil {
-			t.Fatal(err)
-		}
-		other, err := jetstream.New(nc, append(opts, jetstream.WithOwnedConn())...)
-		if err != nil {
-			nc.Close()
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = other.Close() })
+		other, _ := connectBus(t, jetstream.ConnectConfig{URLs: []string{srv.ClientURL()}, Name: t.Name() + "-second"}, nil, opts...)
 		return other
 	}
 	env := bustest.Env{

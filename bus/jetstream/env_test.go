@@ -27,6 +27,26 @@ func testContext(t testing.TB) context.Context {
 	return ctx
 }
 
+// connectBus returns a bus with opts that owns its own connection, made
+// with cfg and extra and reconnecting quickly, and that connection; both
+// are closed when t ends.
+func connectBus(t testing.TB, cfg jetstream.ConnectConfig, extra []nats.Option, opts ...jetstream.Option) (*jetstream.Bus, *nats.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	nc, err := jetstream.Connect(ctx, cfg, append([]nats.Option{nats.ReconnectWait(20 * time.Millisecond)}, extra...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := jetstream.New(nc, append(opts, jetstream.WithOwnedConn())...)
+	if err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b, nc
+}
+
 // env is a bus on its own embedded server, connected over TCP.
 type env struct {
 	srv *embedded.Server

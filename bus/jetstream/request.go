@@ -30,10 +30,11 @@ const (
 
 // retried runs do, one idempotent JetStream API request, and repeats it
 // while ctx allows when an attempt got no answer (its reply was lost, or
-// nothing served the API yet) or a refusal that waiting cures (waitCures). Each attempt has its own deadline. A retry
-// on a connection that is down fails at once with bus.ErrNotConnected, as
-// a call made then would. do learns which attempt it runs (1 for the
-// first), so that an operation can tell a retry from a first try.
+// nothing served the API yet) or a refusal that waiting cures (waitCures).
+// Each attempt has its own deadline. A retry on a connection that is down
+// fails at once with bus.ErrNotConnected, as a call made then would. do
+// learns which attempt it runs (1 for the first), so that an operation can
+// tell a retry from a first try.
 func retried[T any](ctx context.Context, b *Bus, do func(ctx context.Context, attempt int) (T, error)) (T, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

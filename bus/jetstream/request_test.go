@@ -142,7 +142,7 @@ func TestRequestWhoseReplyIsLostIsRetried(t *testing.T) {
 	proxy := newCutProxy(t, srv.ClientURL()[len("nats://"):])
 	// The client must come back through the proxy, not to the address the
 	// server advertises.
-	b, nc := pinnedBus(t, ctx, proxy.url())
+	b, nc := pinnedBus(t, proxy.url())
 
 	calls := []struct {
 		api string
@@ -200,21 +200,11 @@ func waitConnected(ctx context.Context, nc *nats.Conn) error {
 	return nil
 }
 
-// pinnedBus returns a bus, and its connection, connected to url alone, closed when t ends: it
-// reconnects quickly and only there, never to the addresses the server
-// advertises (a proxy's server, a cluster's other servers).
-func pinnedBus(t *testing.T, ctx context.Context, url string) (*jetstream.Bus, *nats.Conn) {
+// pinnedBus returns a bus, and its connection, connected to url alone,
+// closed when t ends: it reconnects quickly and only there, never to the
+// addresses the server advertises (a proxy's server, a cluster's other
+// servers).
+func pinnedBus(t *testing.T, url string) (*jetstream.Bus, *nats.Conn) {
 	t.Helper()
-	nc, err := jetstream.Connect(ctx, jetstream.ConnectConfig{URLs: []string{url}, Name: t.Name()},
-		nats.ReconnectWait(20*time.Millisecond), nats.IgnoreDiscoveredServers())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := jetstream.New(nc, jetstream.WithOwnedConn())
-	if err != nil {
-		nc.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b, nc
+	return connectBus(t, jetstream.ConnectConfig{URLs: []string{url}, Name: t.Name()}, []nats.Option{nats.IgnoreDiscoveredServers()})
 }
