@@ -51,8 +51,8 @@ func ExampleStartCluster() {
 		return
 	}
 	// A replicated stream takes publishes once its replicas have elected
-	// a leader.
-	leader, err := c.WaitStreamLeader(ctx, "ORDERS")
+	// a leader and every server routes the subject to it.
+	leader, err := c.WaitStreamPublishable(ctx, "ORDERS", "orders.created")
 	if err != nil {
 		fmt.Println(err)
 		return

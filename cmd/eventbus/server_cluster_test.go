@@ -136,7 +136,9 @@ func TestStreamsCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	createStream(t, js, "R1", "r1.>")
-	if _, err := c.WaitStreamLeader(ctx, "R3"); err != nil {
+	// The leader takes publishes once every server routes the subject to
+	// it: before, a publish can find nothing listening.
+	if _, err := c.WaitStreamPublishable(ctx, "R3", "r3.a"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := js.Publish(ctx, "r3.a", []byte("x")); err != nil {
