@@ -84,6 +84,25 @@ func readStreamOnce(ctx context.Context, js jetstream.JetStream, stream, subject
 	return out, nil
 }
 
+// waitRecords waits until the app a has logged at least n records that
+// match, and returns every one that does. A record can come after what it
+// is about is visible on the broker: a plugin out of process sends its log
+// records apart from its calls.
+func waitRecords(t *testing.T, ctx context.Context, a *app, n int, match func(record) bool) []record {
+	t.Helper()
+	var matched []record
+	eventually(t, ctx, fmt.Sprintf("%d matching log records", n), func() (bool, string) {
+		matched = matched[:0]
+		for _, r := range a.log.records() {
+			if match(r) {
+				matched = append(matched, r)
+			}
+		}
+		return len(matched) >= n, fmt.Sprintf("%d logged", len(matched))
+	})
+	return matched
+}
+
 // eventually polls cond until it reports true; the test fails if ctx ends
 // first, with what cond last said.
 func eventually(t *testing.T, ctx context.Context, what string, cond func() (bool, string)) {

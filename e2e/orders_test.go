@@ -131,10 +131,8 @@ func TestOrders(t *testing.T) {
 			// Each of the three failed deliveries is logged once: twice as
 			// retried, once as terminated.
 			var failures []string
-			for _, r := range a.log.records() {
-				if strings.Contains(r.str("error"), `step "check" failed`) {
-					failures = append(failures, r.str("level")+" "+r.msg())
-				}
+			for _, r := range waitRecords(t, ctx, a, 3, func(r record) bool { return strings.Contains(r.str("error"), `step "check" failed`) }) {
+				failures = append(failures, r.str("level")+" "+r.msg())
 			}
 			if want := []string{
 				"WARN pipeline failed; message will be redelivered",

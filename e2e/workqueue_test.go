@@ -65,19 +65,9 @@ func TestWorkQueue(t *testing.T) {
 		if n, err := view.count(ctx, "FAILED_JOBS"); err != nil || n != 1 {
 			t.Errorf("FAILED_JOBS holds %d messages (%v), want 1", n, err)
 		}
-		// The log line of the last failure may come after its dead letter
-		// is stored (a plugin out of process sends its log records apart
-		// from its calls).
-		failures := 0
-		eventually(t, ctx, "the third failed run to be logged", func() (bool, string) {
-			failures = 0
-			for _, r := range a.log.records() {
-				if strings.HasPrefix(r.msg(), "pipeline failed") && strings.Contains(r.str("error"), "parse") {
-					failures++
-				}
-			}
-			return failures >= 3, fmt.Sprintf("%d failed runs logged", failures)
-		})
+		failures := len(waitRecords(t, ctx, a, 3, func(r record) bool {
+			return strings.HasPrefix(r.msg(), "pipeline failed") && strings.Contains(r.str("error"), "parse")
+		}))
 		if failures != 3 {
 			t.Errorf("%d failed runs logged, want 3 (two retries, then the dead letter)", failures)
 		}
